@@ -1,0 +1,17 @@
+import os
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+DEFAULT_REFERENCE_DIR = TESTS_DIR / "fixtures" / "glide-reference"
+
+
+def reference_dir() -> Path:
+    """The fixture directory under test: `GLIDE_REFERENCE_DIR`, else the committed copy."""
+    return Path(os.environ.get("GLIDE_REFERENCE_DIR", DEFAULT_REFERENCE_DIR))
+
+
+@pytest.fixture(scope="session")
+def ref_dir() -> Path:
+    return reference_dir()

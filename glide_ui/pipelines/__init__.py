@@ -1,0 +1,1 @@
+"""Pipelines: one request in, a stream of events out. No gradio here."""

@@ -1,0 +1,50 @@
+"""What a pipeline yields: a stream of small events that any front end can render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from PIL import Image
+
+from glide_ui.pipelines.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class Status:
+    """A line of text for the user, e.g. "loading base" or a truncated-prompt warning."""
+
+    text: str
+    level: Literal["info", "warning"] = "info"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Step `step` (1-based) of `total` in `stage` ("base", "upsample", "clip", ...)."""
+
+    stage: str
+    step: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Intermediate images of a stage: the predicted x0 (and x_t when asked for)."""
+
+    stage: str
+    step: int
+    total: int
+    images: list[Image.Image]
+    noisy: list[Image.Image] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Result:
+    """Final images, each with the recipe that reproduces it."""
+
+    images: list[Image.Image]
+    recipes: list[Recipe]
+    labels: list[str] = field(default_factory=list)
+
+
+Event = Union[Status, Progress, Preview, Result]

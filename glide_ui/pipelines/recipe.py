@@ -1,0 +1,39 @@
+"""A recipe: everything needed to reproduce one image, as plain JSON-able data."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from glide_ui import __version__
+
+
+@dataclass(frozen=True)
+class Recipe:
+    pipeline: str  # "text2im", "clip_guided", "inpaint"
+    prompt: str
+    seed: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)  # model name -> checkpoint sha256
+    version: str = __version__
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Recipe:
+        data = json.loads(text)
+        known = {k: data[k] for k in ("pipeline", "prompt", "seed", "settings", "models",
+                                      "version") if k in data}
+        return cls(**known)
+
+    def parameters_line(self) -> str:
+        """The one-line summary other diffusion UIs write into PNGs ("parameters")."""
+        settings = ", ".join(f"{_title(k)}: {v}" for k, v in sorted(self.settings.items()))
+        return f"{self.prompt}\nPipeline: {self.pipeline}, Seed: {self.seed}, {settings}, " \
+               f"Version: glide-ui {self.version}"
+
+
+def _title(key: str) -> str:
+    return key.replace("_", " ").capitalize()

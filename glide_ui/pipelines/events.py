@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from PIL import Image
 
@@ -47,4 +47,4 @@ class Result:
     labels: list[str] = field(default_factory=list)
 
 
-Event = Union[Status, Progress, Preview, Result]
+Event = Status | Progress | Preview | Result

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import unicodedata
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 from PIL import Image
+
+from glide_ui.checkpoints import OPENAI_CLIP_NAMES
+from glide_ui.errors import RequestError
+from glide_ui.glide.diffusion import space_timesteps
+from glide_ui.images import load_image, mask_from_editor
+from glide_ui.pipelines.events import Status
 
 Sampler = Literal["ancestral", "ddim"]
 
@@ -45,8 +53,8 @@ class ClipGuidedRequest:
 
 @dataclass
 class InpaintRequest:
-    image: Image.Image
-    mask: np.ndarray  # bool [H, W] at the image's size, True = repaint
+    image: Image.Image  # (bytes / a path are decoded by `validate`)
+    mask: np.ndarray  # bool [H, W] at the image's size, True = repaint (or an editor value)
     prompt: str
     batch_size: int = 1
     seed: int = -1
@@ -60,3 +68,179 @@ class InpaintRequest:
     mask_feather: int = 8  # pixels of soft edge when pasting back into a large image
     preview_interval: float = 0.5
     preview_noisy: bool = False
+
+
+Request = Text2ImRequest | ClipGuidedRequest | InpaintRequest
+
+# Documented limits: values outside them are refused with a RequestError (never clamped).
+MAX_BATCH_SIZE = 8
+MAX_SEED = 2**32 - 1  # image i uses seed + i, so seed + batch_size - 1 must fit too
+GUIDANCE_SCALE_RANGE = (0.0, 20.0)  # classifier-free guidance; 0 = unconditional, 1 = plain
+CLIP_SCALE_RANGE = (0.0, 50.0)
+UPSAMPLE_TEMP_RANGE = (0.0, 1.5)
+PREVIEW_INTERVAL_RANGE = (0.0, 3600.0)
+MAX_PROMPT_CHARS = 2000  # longer prompts are cut (with a warning) before tokenizing
+MAX_RESPACING_CHARS = 100
+MAX_MASK_PIXELS = 256  # mask grow and feather, in pixels of the input image
+MIN_IMAGE_SIDE = 8
+DIFFUSION_STEPS = 1000  # every GLIDE model is trained with 1000 steps
+SAMPLERS = ("ancestral", "ddim")
+CLIP_SOURCES = ("glide", "openai")
+
+
+def validate(request: Request) -> tuple[Request, list[Status]]:
+    """Check `request` before any work: a normalised copy and the notices to show.
+
+    Raises RequestError, whose message the page and the API show as is, for anything that
+    cannot run. Prompts are cleaned (control characters, unpaired surrogates), numbers
+    given as integral floats (as web forms send them) become ints; the seed stays -1 when
+    it is to be drawn.
+    """
+    if isinstance(request, Text2ImRequest):
+        return _validate_text2im(request)
+    if isinstance(request, ClipGuidedRequest):
+        return _validate_clip_guided(request)
+    if isinstance(request, InpaintRequest):
+        return _validate_inpaint(request)
+    raise RequestError(f"Unknown request type {type(request).__name__}.")
+
+
+def _validate_common(request: Request, allow_empty_prompt: bool) -> tuple[dict, list[Status]]:
+    prompt, notices = clean_prompt(request.prompt)
+    if not prompt:
+        if not allow_empty_prompt:
+            raise RequestError("Write a prompt: CLIP guidance needs a text to steer towards.")
+        notices.append(Status("The prompt is empty: generating without a text condition "
+                              "(unconditional).", "warning"))
+    batch_size = _int("Batch size", request.batch_size, 1, MAX_BATCH_SIZE)
+    changes = dict(
+        prompt=prompt,
+        batch_size=batch_size,
+        seed=_seed(request.seed, batch_size),
+        base_respacing=respacing_steps("Base steps", request.base_respacing)[0],
+        sampler=_choice("Sampler", request.sampler, SAMPLERS),
+        upsample=bool(request.upsample),
+        upsample_respacing=respacing_steps("Upsampler steps", request.upsample_respacing)[0],
+        upsample_temp=_float("Upsample temperature", request.upsample_temp,
+                             *UPSAMPLE_TEMP_RANGE),
+        preview_interval=_float("Preview interval", request.preview_interval,
+                                *PREVIEW_INTERVAL_RANGE),
+        preview_noisy=bool(request.preview_noisy),
+    )
+    return changes, notices
+
+
+def _validate_text2im(request: Text2ImRequest) -> tuple[Text2ImRequest, list[Status]]:
+    changes, notices = _validate_common(request, allow_empty_prompt=True)
+    changes["guidance_scale"] = _float("Guidance scale", request.guidance_scale,
+                                       *GUIDANCE_SCALE_RANGE)
+    return replace(request, **changes), notices
+
+
+def _validate_clip_guided(request: ClipGuidedRequest) -> tuple[ClipGuidedRequest, list[Status]]:
+    changes, notices = _validate_common(request, allow_empty_prompt=False)
+    changes["clip_source"] = _choice("CLIP source", request.clip_source, CLIP_SOURCES)
+    changes["clip_scale"] = _float("CLIP guidance scale", request.clip_scale, *CLIP_SCALE_RANGE)
+    changes["openai_clip_model"] = _choice("OpenAI CLIP model", request.openai_clip_model,
+                                           OPENAI_CLIP_NAMES)
+    return replace(request, **changes), notices
+
+
+def _validate_inpaint(request: InpaintRequest) -> tuple[InpaintRequest, list[Status]]:
+    changes, notices = _validate_common(request, allow_empty_prompt=True)
+    changes["guidance_scale"] = _float("Guidance scale", request.guidance_scale,
+                                       *GUIDANCE_SCALE_RANGE)
+    changes["mask_grow"] = _int("Mask grow", request.mask_grow, 0, MAX_MASK_PIXELS)
+    changes["mask_feather"] = _int("Mask feather", request.mask_feather, 0, MAX_MASK_PIXELS)
+    if request.image is None:
+        raise RequestError("Upload an image to inpaint.")
+    image = load_image(request.image)
+    if min(image.size) < MIN_IMAGE_SIDE:
+        raise RequestError(f"The image is {image.width} x {image.height} pixels; inpainting "
+                           f"needs at least {MIN_IMAGE_SIDE} pixels on each side.")
+    mask = mask_from_editor(request.mask, size=image.size)
+    if not mask.any():
+        raise RequestError("The mask is empty: paint over the part of the image to change.")
+    if mask.all():
+        notices.append(Status("The mask covers the whole image: nothing of it is kept, the "
+                              "result comes from the prompt alone."))
+    return replace(request, image=image, mask=mask, **changes), notices
+
+
+def clean_prompt(prompt: object) -> tuple[str, list[Status]]:
+    """The prompt as it will be tokenized, and notices about what was changed.
+
+    Control characters (other than tab and newline) become spaces, unpaired surrogates
+    become "?", a prompt of only whitespace counts as empty, and a prompt longer than
+    MAX_PROMPT_CHARS is cut there (the tokenizer cuts it further at its text context).
+    """
+    if prompt is None:
+        prompt = ""
+    if not isinstance(prompt, str):
+        raise RequestError("The prompt must be text.")
+    notices: list[Status] = []
+    text = prompt.encode("utf-8", "replace").decode("utf-8")
+    controls = sum(1 for char in text if _is_control(char))
+    if controls:
+        text = "".join(" " if _is_control(char) else char for char in text)
+        notices.append(Status(f"Replaced {controls} control character(s) in the prompt with "
+                              "spaces."))
+    if len(text) > MAX_PROMPT_CHARS:
+        text = text[:MAX_PROMPT_CHARS]
+        notices.append(Status(f"The prompt is longer than {MAX_PROMPT_CHARS} characters; "
+                              "only its beginning is used.", "warning"))
+    return (text if text.strip() else ""), notices
+
+
+def _is_control(char: str) -> bool:
+    return char not in "\t\n" and unicodedata.category(char) == "Cc"
+
+
+def respacing_steps(label: str, spec: object) -> tuple[str, int]:
+    """A respacing spec ("100", "fast27", "ddim25", "10,10,3,2,2"; an int means "N")
+    normalised, and its number of steps; RequestError with the accepted forms if invalid."""
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        spec = str(_int(label, spec, 1, DIFFUSION_STEPS))
+    if not isinstance(spec, str) or not spec.strip() or len(spec) > MAX_RESPACING_CHARS:
+        raise RequestError(f"{label}: give a number of steps (1 to {DIFFUSION_STEPS}), "
+                           "'ddimN', 'fast27' or a comma list such as '10,10,3,2,2'.")
+    spec = spec.strip().replace(" ", "")
+    try:
+        return spec, len(space_timesteps(DIFFUSION_STEPS, spec))
+    except ValueError as error:
+        raise RequestError(f"{label}: {error}.") from None
+
+
+def _number(label: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RequestError(f"{label} must be a number, got {value!r}.")
+    if not math.isfinite(value):
+        raise RequestError(f"{label} must be a finite number, got {value}.")
+    return value
+
+
+def _int(label: str, value: object, low: int, high: int) -> int:
+    number = _number(label, value)
+    if number != int(number) or not low <= number <= high:
+        raise RequestError(f"{label} must be a whole number from {low} to {high}, got {value}.")
+    return int(number)
+
+
+def _float(label: str, value: object, low: float, high: float) -> float:
+    number = float(_number(label, value))
+    if not low <= number <= high:
+        raise RequestError(f"{label} must be between {low:g} and {high:g}, got {value}.")
+    return number
+
+
+def _choice(label: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise RequestError(f"{label} must be one of {', '.join(choices)}; got {value!r}.")
+    return str(value)
+
+
+def _seed(value: object, batch_size: int) -> int:
+    if value is None or (not isinstance(value, bool) and value == -1):
+        return -1
+    highest = MAX_SEED - (batch_size - 1)
+    return _int(f"Seed (with batch size {batch_size}; -1 draws one)", value, 0, highest)

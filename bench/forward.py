@@ -1,0 +1,114 @@
+"""Forward-pass cost of the full-size GLIDE UNets, with random weights.
+
+    python -m bench.forward [--runs N]
+
+Prints the FLOPs of one forward and the median wall time per forward on CPU (fp32 and
+bf16, each contiguous and channels_last) and, when CUDA is available, fp16/bf16 on GPU.
+Cases: base (batch 2, 64 px, text tokens) and upsample (batch 1, 64 -> 256 px).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Iterator
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from glide_ui.glide.options import full_options
+from glide_ui.glide.unet import Text2ImUNet, create_model
+
+CASES = {"base": (2, 64), "upsample": (1, 256)}  # name -> (batch, image size)
+
+
+def make_inputs(options: dict, batch: int, size: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    ctx = options["text_ctx"]
+    mask = torch.arange(ctx)[None].expand(batch, ctx) < 12
+    inputs = {
+        "x": torch.randn(batch, 3, size, size, generator=g),
+        "timesteps": torch.full((batch,), 500),
+        "tokens": torch.where(mask, torch.randint(0, 50256, (batch, ctx), generator=g), 50256),
+        "mask": mask,
+    }
+    if options["super_res"]:
+        inputs["low_res"] = torch.rand(batch, 3, 64, 64, generator=g) * 2 - 1
+    return inputs
+
+
+def count_flops(options: dict, inputs: dict[str, torch.Tensor]) -> int:
+    """FLOPs of one forward, counted on the meta device (attention counted as matmuls)."""
+    with torch.device("meta"):
+        model = create_model(options)
+        meta_inputs = {k: torch.empty_like(v, device="meta") for k, v in inputs.items()}
+        with FlopCounterMode(display=False) as counter:
+            model(**meta_inputs)
+    return counter.get_total_flops()
+
+
+def median_ms(model: Text2ImUNet, inputs: dict[str, torch.Tensor], runs: int) -> float:
+    sync = torch.cuda.synchronize if inputs["x"].is_cuda else (lambda: None)
+    times = []
+    with torch.inference_mode():
+        for i in range(runs + 1):  # the first run warms up (allocator, kernel choice)
+            sync()
+            start = time.perf_counter()
+            out = model(**inputs)
+            sync()
+            if i:
+                times.append(time.perf_counter() - start)
+    assert torch.isfinite(out).all()
+    return 1000 * statistics.median(times)
+
+
+def _to(inputs: dict[str, torch.Tensor], device: str,
+        memory_format: torch.memory_format) -> dict[str, torch.Tensor]:
+    return {k: v.to(device).contiguous(memory_format=memory_format) if v.dim() == 4
+            else v.to(device) for k, v in inputs.items()}
+
+
+def cpu_variants(model: Text2ImUNet) -> Iterator[tuple[str, torch.memory_format]]:
+    """Convert `model` in place through fp32 / bf16 x contiguous / channels_last."""
+    for dtype in (torch.float32, torch.bfloat16):
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            model.to(dtype=dtype, memory_format=fmt)
+            label = f"cpu {str(dtype).removeprefix('torch.')}"
+            yield label + (" channels_last" if fmt == torch.channels_last else ""), fmt
+
+
+def run_case(name: str, runs: int) -> None:
+    batch, size = CASES[name]
+    options = full_options(name)
+    inputs = make_inputs(options, batch, size)
+    flops = count_flops(options, inputs)
+    print(f"\n{name}: batch {batch}, {size} px, {flops / 1e9:.1f} GFLOP per forward", flush=True)
+    torch.manual_seed(0)
+    model = create_model(options).eval()
+    for label, fmt in cpu_variants(model):
+        ms = median_ms(model, _to(inputs, "cpu", fmt), runs)
+        print(f"  {label:26s} {ms:9.1f} ms   {flops / ms / 1e9:7.1f} TFLOP/s", flush=True)
+    if torch.cuda.is_available():
+        for dtype in (torch.float16, torch.bfloat16):
+            model.to(device="cuda", dtype=dtype, memory_format=torch.contiguous_format)
+            ms = median_ms(model, _to(inputs, "cuda", torch.contiguous_format), 10 * runs)
+            label = f"cuda {str(dtype).removeprefix('torch.')}"
+            print(f"  {label:26s} {ms:9.1f} ms   {flops / ms / 1e9:7.1f} TFLOP/s", flush=True)
+    else:
+        print("  (CUDA not available)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per variant")
+    parser.add_argument("--case", choices=sorted(CASES), action="append",
+                        help="only these cases (default: all)")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    for name in args.case or CASES:
+        run_case(name, args.runs)
+
+
+if __name__ == "__main__":
+    main()

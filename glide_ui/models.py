@@ -1,0 +1,465 @@
+"""What is loaded where: lazy loading, a memory budget with LRU eviction, status for the UI.
+
+`ModelManager.get(name)` returns a ready model (eval mode, no gradients, on the chosen
+device and dtype), loading it the first time. `with manager.use("base", "upsample") as
+(base, up):` also pins the models, so no other request evicts them while this one runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import os
+import re
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+from torch import nn
+
+from glide_ui import checkpoints as ckpt
+from glide_ui.errors import GlideUIError
+from glide_ui.glide.options import MODEL_NAMES, clip_config, full_options, tiny_options
+
+MODEL_SETS = ("official", "tiny")
+MEMORY_ENV = "GLIDE_MAX_MEMORY"
+TINY_NOTICE = ("Tiny models: random weights for testing the app offline. "
+               "They make noise, not pictures.")
+CLIP_ENCODERS = ("clip/image-enc", "clip/text-enc")
+NAMES = (*MODEL_NAMES, *CLIP_ENCODERS, *ckpt.OPENAI_CLIP_NAMES)
+
+# Share of the machine's memory the weights may take by default; the rest is left for
+# activations, the app and the operating system.
+_DEFAULT_BUDGET_SHARE = {"cuda": 0.7, "cpu": 0.75}
+
+_DTYPES = {
+    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+}
+
+
+class ModelMemoryError(GlideUIError):
+    """A model does not fit in the memory budget, even after releasing unused models."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a recipe records about a model: its weights and its options."""
+
+    name: str
+    checkpoint: str  # sha256 of the checkpoint file, or "tiny-random-seed-N"
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    device: str
+    dtype: str
+    bytes: int
+    in_use: int
+
+
+@dataclass(frozen=True)
+class Fetching:
+    name: str
+    filename: str
+    done: int
+    total: int | None
+
+
+@dataclass(frozen=True)
+class ManagerStatus:
+    model_set: str
+    device: str
+    dtype: str
+    budget_bytes: int
+    used_bytes: int
+    loaded: list[LoadedModel] = field(default_factory=list)
+    fetching: list[Fetching] = field(default_factory=list)
+    loading: list[str] = field(default_factory=list)
+    notice: str = ""
+
+
+@dataclass
+class _Entry:
+    model: nn.Module
+    bytes: int
+    last_used: int
+    in_use: int = 0
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The device asked for, else CUDA when present, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """fp16 by default on CUDA, fp32 on the CPU; bf16 on either when asked."""
+    if dtype is None:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    resolved = _DTYPES.get(dtype.lower()) if isinstance(dtype, str) else dtype
+    if resolved not in (torch.float32, torch.float16, torch.bfloat16):
+        raise GlideUIError(f"Unsupported dtype {dtype!r}: use fp32, fp16 or bf16.")
+    if resolved == torch.float16 and device.type == "cpu":
+        raise GlideUIError("fp16 is for CUDA; on the CPU use fp32 or bf16.")
+    return resolved
+
+
+def parse_memory(text: str | int) -> int:
+    """Bytes from 123, "8GB", "1.5 GiB", "512M" (K/M/G/T: powers of 1000, Ki/Mi/Gi/Ti: 1024)."""
+    if isinstance(text, int):
+        return text
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?)b?|b)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise GlideUIError(f"Cannot read {text!r} as a memory size; write e.g. 8GB or 6GiB.")
+    number, unit, binary = match.groups()
+    power = "kmgt".index(unit.lower()) + 1 if unit else 0
+    return int(float(number) * (1024 if binary else 1000) ** power)
+
+
+def default_budget(device: torch.device) -> int:
+    """GLIDE_MAX_MEMORY when set, else a share of the device's memory."""
+    if os.environ.get(MEMORY_ENV):
+        return parse_memory(os.environ[MEMORY_ENV])
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+    else:
+        total = psutil.virtual_memory().total
+    return int(total * _DEFAULT_BUDGET_SHARE.get(device.type, 0.75))
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Bytes of the parameters and buffers."""
+    return sum(t.numel() * t.element_size()
+               for t in itertools.chain(model.parameters(), model.buffers()))
+
+
+def _bytes_as(model: nn.Module, dtype: torch.dtype) -> int:
+    """Bytes `model` will take once its floating-point tensors are cast to `dtype`."""
+    size = torch.empty((), dtype=dtype).element_size()
+    return sum(t.numel() * (size if t.is_floating_point() else t.element_size())
+               for t in itertools.chain(model.parameters(), model.buffers()))
+
+
+def _fmt(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def model_options(name: str, tiny: bool) -> dict[str, Any]:
+    """The options a model is built from (for recipes and for building it)."""
+    if name in MODEL_NAMES:
+        return tiny_options(name) if tiny else full_options(name)
+    if name in CLIP_ENCODERS:
+        return clip_config(tiny)
+    return {"openai_clip": name, "tiny": tiny}
+
+
+def _build(name: str, options: dict[str, Any]) -> nn.Module:
+    """A GLIDE network or noise-aware CLIP encoder (on the current default device)."""
+    if name in MODEL_NAMES:
+        from glide_ui.glide.unet import create_model
+
+        return create_model(options)
+    from glide_ui.glide.clip import ImageEncoder, TextEncoder
+
+    return ImageEncoder(options) if name == "clip/image-enc" else TextEncoder(options)
+
+
+def tiny_seed(name: str) -> int:
+    return NAMES.index(name)
+
+
+def _randomize(model: nn.Module, seed: int) -> None:
+    """Seeded weights with no zero tensor (as the reference fixtures' tiny models have):
+    matrices N(0, 1/fan_in), norm gains 1 + 0.2 N, other vectors 0.1 N."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for key, tensor in model.state_dict().items():
+            if not tensor.is_floating_point():
+                continue
+            noise = torch.randn(tensor.shape, generator=generator, dtype=torch.float32)
+            if tensor.dim() >= 2:
+                values = noise / (tensor[0].numel() ** 0.5)
+            elif key.endswith("weight"):
+                values = 1 + 0.2 * noise
+            else:
+                values = 0.1 * noise
+            tensor.copy_(values)
+
+
+def _build_tiny(name: str, options: dict[str, Any]) -> nn.Module:
+    seed = tiny_seed(name)
+    if name in ckpt.OPENAI_CLIP_NAMES:
+        from glide_ui.openai_clip import tiny_openai_clip
+
+        return tiny_openai_clip(seed)
+    with torch.device("cpu"):
+        model = _build(name, options)
+    _randomize(model, seed)
+    return model
+
+
+def _prepare(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    model = model.to(device=device, dtype=dtype)
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+# ----------------------------------------------------------------------------- manager
+
+
+class ModelManager:
+    """Loads models on first use, keeps them within a memory budget, reports status.
+
+    model_set: "official" (checkpoint files) or "tiny" (seeded random weights, no files).
+    max_memory: bytes (or "8GB") the weights may take; default GLIDE_MAX_MEMORY, else a
+    share of the RAM / VRAM. on_progress: called with download progress (any thread).
+    """
+
+    def __init__(self, model_set: str = "official", device: str | torch.device | None = None,
+                 dtype: str | torch.dtype | None = None, max_memory: int | str | None = None,
+                 checkpoints_dir: str | os.PathLike | None = None,
+                 cache_dir: str | os.PathLike | None = None,
+                 on_progress: Callable[[ckpt.DownloadProgress], None] | None = None) -> None:
+        if model_set not in MODEL_SETS:
+            raise GlideUIError(f"Unknown model set {model_set!r}; use one of {MODEL_SETS}.")
+        self.model_set = model_set
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.max_memory = (parse_memory(max_memory) if max_memory is not None
+                           else default_budget(self.device))
+        self.checkpoints_dir = ckpt.checkpoints_dir(checkpoints_dir)
+        self.cache_dir = ckpt.cache_dir(cache_dir)
+        self._on_progress = on_progress
+        self._lock = threading.Lock()
+        self._name_locks: dict[str, threading.Lock] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._reserved: dict[str, int] = {}
+        self._fetching: dict[str, Fetching] = {}
+        self._paths: dict[str, Path] = {}
+        self._hashes: dict[str, str] = {}
+        self._clock = itertools.count()
+
+    @property
+    def tiny(self) -> bool:
+        return self.model_set == "tiny"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return NAMES
+
+    # ------------------------------------------------------------------ public
+
+    def get(self, name: str) -> nn.Module:
+        """The ready model `name`, loaded on first use (not pinned: see `use`)."""
+        return self._acquire(name, pin=False)
+
+    @contextmanager
+    def use(self, *names: str) -> Iterator[tuple[nn.Module, ...]]:
+        """Pin models for the length of a request: `with m.use("base") as (base,):`."""
+        pinned: list[str] = []
+        try:
+            models = []
+            for name in names:
+                models.append(self._acquire(name, pin=True))
+                pinned.append(name)
+            yield tuple(models)
+        finally:
+            with self._lock:
+                for name in pinned:
+                    entry = self._entries[name]
+                    entry.in_use -= 1
+                    entry.last_used = next(self._clock)
+
+    def is_loaded(self, name: str) -> bool:
+        with self._lock:
+            return name in self._entries
+
+    def release(self, name: str) -> bool:
+        """Unload `name` unless a request is using it; True if it was unloaded."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None or entry.in_use:
+                return False
+            del self._entries[name]
+        self._free_memory()
+        return True
+
+    def options(self, name: str) -> dict[str, Any]:
+        self._check_name(name)
+        return model_options(name, self.tiny)
+
+    def checkpoint_id(self, name: str) -> str:
+        """sha256 of the checkpoint file (fetched if needed), or "tiny-random-seed-N"."""
+        self._check_name(name)
+        if self.tiny:
+            return f"tiny-random-seed-{tiny_seed(name)}"
+        with self._lock:
+            if name in self._hashes:
+                return self._hashes[name]
+            path = self._paths.get(name)
+        digest = ckpt.file_sha256(path or self._fetch(ckpt.get_spec(name)))
+        with self._lock:
+            self._hashes[name] = digest
+        return digest
+
+    def info(self, name: str) -> ModelInfo:
+        return ModelInfo(name, self.checkpoint_id(name), self.options(name))
+
+    def status(self) -> ManagerStatus:
+        with self._lock:
+            loaded = [LoadedModel(n, str(self.device), _dtype_name(self.dtype), e.bytes, e.in_use)
+                      for n, e in sorted(self._entries.items(), key=lambda kv: -kv[1].last_used)]
+            return ManagerStatus(
+                self.model_set, str(self.device), _dtype_name(self.dtype), self.max_memory,
+                sum(e.bytes for e in self._entries.values()), loaded,
+                list(self._fetching.values()), list(self._reserved),
+                TINY_NOTICE if self.tiny else "")
+
+    # ------------------------------------------------------------------ loading
+
+    def _check_name(self, name: str) -> None:
+        if name not in NAMES:
+            raise GlideUIError(f"Unknown model {name!r}; known: {', '.join(NAMES)}.")
+
+    def _name_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._name_locks.setdefault(name, threading.Lock())
+
+    def _acquire(self, name: str, pin: bool) -> nn.Module:
+        self._check_name(name)
+        with self._name_lock(name):
+            model = self._lookup(name, pin)
+            if model is not None:
+                return model
+            need = self._estimate(name)
+            with self._lock:
+                self._make_room(name, need)
+                self._reserved[name] = need
+            try:
+                model = self._load(name)
+            finally:
+                with self._lock:
+                    del self._reserved[name]
+            with self._lock:
+                size = model_bytes(model)
+                self._make_room(name, size)  # in case the estimate was low
+                self._entries[name] = _Entry(model, size, next(self._clock), int(pin))
+            return model
+
+    def _lookup(self, name: str, pin: bool) -> nn.Module | None:
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None:
+                return None
+            entry.last_used = next(self._clock)
+            entry.in_use += int(pin)
+            return entry.model
+
+    def _estimate(self, name: str) -> int:
+        """Bytes `name` will take on the device, known before loading it."""
+        if self.tiny:
+            return 0  # a few MB: counted once built
+        if name in ckpt.OPENAI_CLIP_NAMES:
+            # The official files hold fp16 weights (plus a little TorchScript code).
+            return ckpt.get_spec(name).approx_size * self.dtype.itemsize // 2
+        with ckpt.meta_device():
+            model = _build(name, self.options(name))
+        return _bytes_as(model, self.dtype)
+
+    def _make_room(self, name: str, need: int) -> None:
+        """Evict least recently used, unpinned models until `need` fits (lock held)."""
+        if need > self.max_memory:
+            raise ModelMemoryError(
+                f"{name} needs {_fmt(need)}, more than the memory budget of "
+                f"{_fmt(self.max_memory)}; raise it with --max-memory or {MEMORY_ENV}.")
+        used = sum(e.bytes for e in self._entries.values()) + sum(self._reserved.values())
+        evicted = False
+        for victim in sorted((n for n, e in self._entries.items() if not e.in_use),
+                             key=lambda n: self._entries[n].last_used):
+            if used + need <= self.max_memory:
+                break
+            used -= self._entries.pop(victim).bytes
+            evicted = True
+        if evicted:
+            self._free_memory()
+        if used + need > self.max_memory:
+            busy = ", ".join(n for n, e in self._entries.items() if e.in_use) or "none"
+            raise ModelMemoryError(
+                f"{name} needs {_fmt(need)} but only {_fmt(self.max_memory - used)} of the "
+                f"{_fmt(self.max_memory)} budget is free while models are in use ({busy}) "
+                f"or loading. Try again when the running request ends, or raise --max-memory.")
+
+    def _free_memory(self) -> None:
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _load(self, name: str) -> nn.Module:
+        options = self.options(name)
+        if self.tiny:
+            model = _build_tiny(name, options)
+        else:
+            model = self._load_official(name, options)
+        return _prepare(model, self.device, self.dtype)
+
+    def _load_official(self, name: str, options: dict[str, Any]) -> nn.Module:
+        spec = ckpt.get_spec(name)
+        path = self._fetch(spec)
+        with ckpt.set_aside_if_cached(path, self.cache_dir):
+            ckpt.verify_local(spec, path)
+            if spec.format == "torchscript":
+                model = _load_openai_clip(path)
+            else:
+                with ckpt.meta_device():
+                    model = _build(name, options)
+                ckpt.load_into(model, ckpt.load_state_dict(path), path)
+        with self._lock:
+            self._paths[name] = path
+        return model
+
+    def _fetch(self, spec: ckpt.CheckpointSpec) -> Path:
+        def progress(event: ckpt.DownloadProgress) -> None:
+            with self._lock:
+                self._fetching[spec.name] = Fetching(event.name, event.filename, event.done,
+                                                     event.total)
+            if self._on_progress is not None:
+                self._on_progress(event)
+
+        try:
+            return ckpt.fetch(spec, self.checkpoints_dir, self.cache_dir, progress)
+        finally:
+            with self._lock:
+                self._fetching.pop(spec.name, None)
+
+
+def _load_openai_clip(path: Path) -> nn.Module:
+    """An OpenAIClip from an official TorchScript file (its sha256 already checked)."""
+    from glide_ui.openai_clip import OpenAIClip, build_openai_clip, load_jit_or_state_dict
+
+    try:
+        state = load_jit_or_state_dict(path)
+    except (RuntimeError, ValueError, OSError, zipfile.BadZipFile) as error:
+        raise ckpt.CorruptCheckpointError(f"{path} is truncated or corrupt: {error}") from error
+    return OpenAIClip(build_openai_clip(state))
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")

@@ -1,0 +1,290 @@
+"""ModelManager: lazy loading, tiny weights, the memory budget, pinning, threads, status."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from test_checkpoints import FileServer, _RunsCode, server  # noqa: F401 (fixture)
+
+from glide_ui import checkpoints as ckpt
+from glide_ui import models
+from glide_ui.errors import GlideUIError
+from glide_ui.glide.options import clip_config, tiny_options
+from glide_ui.models import ModelManager, ModelMemoryError
+
+GLIDE = ("base", "upsample", "base-inpaint", "upsample-inpaint", "clip/image-enc",
+         "clip/text-enc")
+MB = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def sizes() -> dict[str, int]:
+    """Bytes of each tiny model in fp32, as the manager reports them."""
+    manager = ModelManager("tiny", device="cpu")
+    for name in ("base", "upsample", "base-inpaint"):
+        manager.get(name)
+    return {m.name: m.bytes for m in manager.status().loaded}
+
+
+def _tiny(budget: int | str | None = None, **kwargs: object) -> ModelManager:
+    return ModelManager("tiny", device="cpu", max_memory=budget, **kwargs)
+
+
+def _loaded(manager: ModelManager) -> set[str]:
+    return {m.name for m in manager.status().loaded}
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def test_device_and_dtype_defaults_and_choices() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert models.resolve_dtype(None, cpu) == torch.float32
+    assert models.resolve_dtype(None, cuda) == torch.float16
+    assert models.resolve_dtype("bf16", cpu) == torch.bfloat16
+    assert models.resolve_dtype("bfloat16", cuda) == torch.bfloat16
+    assert models.resolve_dtype(torch.float32, cuda) == torch.float32
+    with pytest.raises(GlideUIError, match="fp16"):
+        models.resolve_dtype("fp16", cpu)
+    with pytest.raises(GlideUIError, match="int8"):
+        models.resolve_dtype("int8", cpu)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert models.resolve_device(None).type == expected
+
+
+@pytest.mark.parametrize("text, value", [
+    ("8GB", 8 * 10**9), ("8 gb", 8 * 10**9), ("6GiB", 6 * 2**30), ("512M", 512 * 10**6),
+    ("1.5G", 1_500_000_000), ("123", 123), ("2048 KiB", 2048 * 1024), (77, 77),
+])
+def test_parse_memory(text: str | int, value: int) -> None:
+    assert models.parse_memory(text) == value
+
+
+def test_parse_memory_refuses_nonsense() -> None:
+    with pytest.raises(GlideUIError, match="lots"):
+        models.parse_memory("lots")
+
+
+def test_budget_from_argument_env_or_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(models.MEMORY_ENV, raising=False)
+    machine = _tiny().max_memory
+    import psutil
+
+    assert 0.5 * psutil.virtual_memory().total < machine < psutil.virtual_memory().total
+    monkeypatch.setenv(models.MEMORY_ENV, "3GB")
+    assert _tiny().max_memory == 3 * 10**9
+    assert _tiny("1GiB").max_memory == 2**30
+
+
+def test_unknown_model_set_or_name() -> None:
+    with pytest.raises(GlideUIError, match="huge"):
+        ModelManager("huge")
+    with pytest.raises(GlideUIError, match="nope"):
+        _tiny().get("nope")
+
+
+# ----------------------------------------------------------------------------- tiny set
+
+
+def test_get_returns_a_ready_model_loaded_once() -> None:
+    manager = _tiny()
+    model = manager.get("base")
+    assert not model.training
+    assert all(not p.requires_grad for p in model.parameters())
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert manager.get("base") is model
+    assert manager.checkpoint_id("base") == "tiny-random-seed-0"
+    assert manager.options("base") == tiny_options("base")
+    assert manager.info("clip/text-enc") == models.ModelInfo(
+        "clip/text-enc", "tiny-random-seed-5", clip_config(tiny=True))
+
+
+def test_tiny_weights_are_deterministic_and_nonzero() -> None:
+    first, second = _tiny().get("base"), _tiny().get("base")
+    a, b = first.state_dict(), second.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all((t != 0).all() for t in a.values() if t.is_floating_point())
+    other = _tiny().get("base-inpaint").state_dict()
+    key = "time_embed.0.weight"
+    assert a[key].shape == other[key].shape and not torch.equal(a[key], other[key])
+
+
+def test_every_tiny_model_loads_and_bf16_is_honoured() -> None:
+    manager = _tiny(dtype="bf16")
+    for name in (*GLIDE, "ViT-B/32"):
+        model = manager.get(name)
+        assert {p.dtype for p in model.parameters()} == {torch.bfloat16}, name
+    status = manager.status()
+    assert status.dtype == "bfloat16" and status.notice == models.TINY_NOTICE
+    assert {m.name for m in status.loaded} == {*GLIDE, "ViT-B/32"}
+    assert status.used_bytes == sum(m.bytes for m in status.loaded)
+
+
+def test_unet_runs_after_loading() -> None:
+    model = _tiny().get("base")
+    x = torch.randn(1, 3, 64, 64)
+    out = model(x, torch.tensor([10]), tokens=torch.zeros(1, 128, dtype=torch.long),
+                mask=torch.ones(1, 128, dtype=torch.bool))
+    assert out.shape == (1, 6, 64, 64) and torch.isfinite(out).all()
+
+
+# ----------------------------------------------------------------------------- budget
+
+
+def test_least_recently_used_model_is_evicted(sizes: dict[str, int]) -> None:
+    manager = _tiny(sizes["base"] + sizes["upsample"] + MB)
+    manager.get("base")
+    manager.get("upsample")
+    manager.get("base")  # base is now the most recently used
+    manager.get("base-inpaint")
+    assert _loaded(manager) == {"base", "base-inpaint"}
+    assert manager.status().used_bytes <= manager.max_memory
+
+
+def test_model_in_use_is_not_evicted(sizes: dict[str, int]) -> None:
+    manager = _tiny(sizes["base"] + sizes["upsample"] + MB)
+    with manager.use("base") as (base,):
+        manager.get("upsample")
+        manager.get("base-inpaint")  # must evict upsample, not the older but pinned base
+        assert _loaded(manager) == {"base", "base-inpaint"}
+        assert manager.get("base") is base
+        assert {m.name: m.in_use for m in manager.status().loaded}["base"] == 1
+    assert all(m.in_use == 0 for m in manager.status().loaded)
+
+
+def test_no_room_while_models_are_in_use_is_a_clear_error(sizes: dict[str, int]) -> None:
+    manager = _tiny(sizes["base"] + sizes["upsample"] + MB)
+    with manager.use("base", "upsample") as (base, up):
+        assert base is manager.get("base") and up is manager.get("upsample")
+        with pytest.raises(ModelMemoryError, match=r"base-inpaint.*in use \(base, upsample\)"):
+            manager.get("base-inpaint")
+    manager.get("base-inpaint")  # free again once the request ended
+    assert _loaded(manager) == {"upsample", "base-inpaint"}
+
+
+def test_model_larger_than_the_budget_is_refused(sizes: dict[str, int]) -> None:
+    manager = _tiny(sizes["base"] // 2)
+    with pytest.raises(ModelMemoryError, match="--max-memory"):
+        manager.get("base")
+    assert _loaded(manager) == set()
+
+
+def test_failed_use_releases_what_it_pinned(sizes: dict[str, int]) -> None:
+    manager = _tiny(sizes["base"] + MB)
+    with pytest.raises(ModelMemoryError), manager.use("base", "upsample"):
+        pass
+    assert [(m.name, m.in_use) for m in manager.status().loaded] == [("base", 0)]
+    assert manager.release("base") and _loaded(manager) == set()
+
+
+# ----------------------------------------------------------------------------- threads
+
+
+def test_two_threads_asking_for_one_model_load_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real_build = models._build_tiny
+
+    def slow_build(name: str, options: dict) -> torch.nn.Module:
+        calls.append(name)
+        time.sleep(0.3)  # both threads are inside get() meanwhile
+        return real_build(name, options)
+
+    monkeypatch.setattr(models, "_build_tiny", slow_build)
+    manager = _tiny()
+    results: list[torch.nn.Module] = []
+    barrier = threading.Barrier(2)
+
+    def ask() -> None:
+        barrier.wait()
+        results.append(manager.get("clip/image-enc"))
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == ["clip/image-enc"]
+    assert len(results) == 2 and results[0] is results[1]
+
+
+# ----------------------------------------------------------------------------- official files
+
+
+@pytest.fixture
+def tiny_architecture(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Make the official set build tiny networks, so real files of tiny size load."""
+    monkeypatch.setattr(models, "full_options", tiny_options)
+    monkeypatch.setattr(models, "clip_config", lambda tiny=False: clip_config(tiny=True))
+    monkeypatch.delenv(ckpt.CHECKPOINTS_ENV, raising=False)
+    path = tmp_path / "weights.pt"
+    torch.save(_tiny().get("base").state_dict(), path)
+    return path
+
+
+def test_official_model_downloads_with_status_and_loads(
+        tiny_architecture: Path, server: FileServer, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tiny_architecture.read_bytes()
+    server.files["/base.pt"] = data
+    spec = dataclasses.replace(ckpt.REGISTRY["base"], url=server.url("/base.pt"))
+    monkeypatch.setitem(ckpt.REGISTRY, "base", spec)
+    seen: list[models.Fetching] = []
+    manager = ModelManager(cache_dir=tmp_path / "cache", device="cpu", dtype="bf16",
+                           on_progress=lambda event: seen.extend(manager.status().fetching))
+    model = manager.get("base")
+    assert seen and seen[-1] == models.Fetching("base", "base.pt", len(data), len(data))
+    assert manager.status().fetching == []
+    assert (tmp_path / "cache" / "base.pt").read_bytes() == data
+    expected = torch.load(tiny_architecture, weights_only=True)
+    actual = model.state_dict()
+    assert all(torch.equal(actual[k], v.to(torch.bfloat16)) for k, v in expected.items())
+    assert not any(t.is_meta for t in actual.values())
+    assert manager.checkpoint_id("base") == hashlib.sha256(data).hexdigest()
+    assert manager.info("base").options == tiny_options("base")
+
+
+def test_official_model_prefers_the_explicit_directory(tiny_architecture: Path,
+                                                       tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "base.pt").write_bytes(tiny_architecture.read_bytes())
+    manager = ModelManager(checkpoints_dir=mine, cache_dir=tmp_path / "cache", device="cpu")
+    assert manager.get("base").time_embed[0].weight.dtype == torch.float32
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("damage, message", [("truncate", "truncated or corrupt"),
+                                             ("code", "run code")])
+def test_bad_cached_file_is_refused_moved_aside_and_fetched_again(
+        tiny_architecture: Path, server: FileServer, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch, damage: str, message: str) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cached = cache / "base.pt"
+    _RunsCode.marker = tmp_path / "code-ran"
+    if damage == "truncate":
+        cached.write_bytes(tiny_architecture.read_bytes()[:-1000])
+    else:
+        torch.save({"time_embed.0.weight": torch.zeros(2), "x": _RunsCode()}, cached)
+    server.files["/base.pt"] = b"still not a checkpoint"
+    spec = dataclasses.replace(ckpt.REGISTRY["base"], url=server.url("/base.pt"))
+    monkeypatch.setitem(ckpt.REGISTRY, "base", spec)
+    manager = ModelManager(cache_dir=cache, device="cpu")
+    with pytest.raises(ckpt.CorruptCheckpointError, match=message) as info:
+        manager.get("base")
+    assert str(cached) in str(info.value) and "moved" in str(info.value)
+    assert not cached.exists() and (cache / "base.pt.corrupt").exists()
+    assert not _RunsCode.marker.exists()
+    assert server.requests == []
+    with pytest.raises(ckpt.CorruptCheckpointError, match=re.escape(str(cached))):
+        manager.get("base")  # the next try downloads it again
+    assert server.requests == [("/base.pt", None)]
+    assert manager.status().loaded == []

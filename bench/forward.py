@@ -88,13 +88,13 @@ def run_case(name: str, runs: int) -> None:
     model = create_model(options).eval()
     for label, fmt in cpu_variants(model):
         ms = median_ms(model, _to(inputs, "cpu", fmt), runs)
-        print(f"  {label:26s} {ms:9.1f} ms   {flops / ms / 1e9:7.1f} TFLOP/s", flush=True)
+        print(f"  {label:26s} {ms:9.1f} ms   {flops / ms / 1e6:8.1f} GFLOP/s", flush=True)
     if torch.cuda.is_available():
         for dtype in (torch.float16, torch.bfloat16):
             model.to(device="cuda", dtype=dtype, memory_format=torch.contiguous_format)
             ms = median_ms(model, _to(inputs, "cuda", torch.contiguous_format), 10 * runs)
             label = f"cuda {str(dtype).removeprefix('torch.')}"
-            print(f"  {label:26s} {ms:9.1f} ms   {flops / ms / 1e9:7.1f} TFLOP/s", flush=True)
+            print(f"  {label:26s} {ms:9.1f} ms   {flops / ms / 1e6:8.1f} GFLOP/s", flush=True)
     else:
         print("  (CUDA not available)")
 

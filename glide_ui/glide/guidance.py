@@ -19,8 +19,9 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from glide_ui.glide.diffusion import DenoisedFn
+
 ModelFn = Callable[[Tensor, Tensor], Tensor]
-DenoisedFn = Callable[[Tensor], Tensor]
 
 
 class CondFn(Protocol):

@@ -78,8 +78,8 @@ def ancestral_step(diffusion: Diffusion, model_fn: ModelFn, x_t: Tensor, i: int,
                    cond_fn: CondFn | None = None) -> StepDetail:
     """One step of p(x_{i-1} | x_i); `cond_fn` shifts the mean by variance * gradient."""
     out, gradient = _evaluate(diffusion, model_fn, x_t, i, clip_denoised, denoised_fn, cond_fn)
-    guided = out if gradient is None else diffusion.condition_mean(out, gradient)
     with torch.no_grad():
+        guided = out if gradient is None else diffusion.condition_mean(out, gradient)
         sample = diffusion.ancestral_sample(guided, i, noise)
     return StepDetail(out, gradient, guided, sample)
 

@@ -1,0 +1,89 @@
+"""The CLIP-guided tab: GLIDE's noise-aware CLIP or OpenAI CLIP steering the base model."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from glide_ui.pipelines.clip_guided import clip_guided as run_clip_guided
+from glide_ui.pipelines.requests import (
+    CLIP_SCALE_RANGE,
+    GUIDANCE_SCALE_RANGE,
+    ClipGuidedRequest,
+    Text2ImRequest,
+)
+from glide_ui.pipelines.sweep import compare_guidance
+from glide_ui.ui import widgets
+from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles
+from glide_ui.ui.gpu import on_gpu
+from glide_ui.ui.ranking import rank_handler
+from glide_ui.ui.settings import sampling_fields
+from glide_ui.ui.streaming import render, user_errors
+
+TAB_ID = "clip_guided"
+SOURCES = [("GLIDE noise-aware CLIP (as in the paper)", "glide"),
+           ("OpenAI CLIP ViT-B/32 (on the predicted image)", "openai")]
+EXAMPLES = ["a hedgehog using a calculator", "a boat in the canyon", "a red cube on a table"]
+
+
+def build(backend: Backend) -> TabHandles:
+    manager, store = backend.manager, backend.store
+
+    @user_errors
+    def clip_guided(prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
+                    cfg_scale, sampler, steps, upsample, upsample_steps, upsample_temp):
+        sampling = sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp)
+        if compare_with_cfg:
+            cfg_request = Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
+                                         guidance_scale=cfg_scale, **sampling)
+            events = compare_guidance(cfg_request, manager, clip_scale=guidance_scale,
+                                      clip_source=clip_source)
+        else:
+            events = run_clip_guided(ClipGuidedRequest(
+                prompt=prompt, batch_size=batch_size, seed=seed, clip_source=clip_source,
+                clip_scale=guidance_scale, **sampling), manager)
+        yield from render(events, store)
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=320):
+            prompt = widgets.prompt_box("a hedgehog using a calculator")
+            buttons = widgets.run_buttons("Generate with CLIP guidance")
+            clip_source = gr.Radio(SOURCES, value="glide", label="Guidance source")
+            guidance_scale = widgets.scale_slider(
+                3.0, "CLIP guidance scale", "Strength of the CLIP gradient pushing each step "
+                "towards the prompt.", CLIP_SCALE_RANGE)
+            batch_size = widgets.batch_slider()
+            seed = widgets.seed_box()
+            with gr.Accordion("Compare with classifier-free guidance", open=False):
+                compare_with_cfg = gr.Checkbox(
+                    False, label="Compare side by side",
+                    info="Runs CLIP guidance and classifier-free guidance from the same seed "
+                         "and shows both.")
+                cfg_scale = widgets.scale_slider(3.0, "Classifier-free guidance scale",
+                                                 "Used by the comparison image only.",
+                                                 GUIDANCE_SCALE_RANGE)
+            with gr.Accordion("Advanced", open=False):
+                sampling = widgets.sampler_controls()
+            gr.Examples([[text] for text in EXAMPLES], inputs=prompt, label="Example prompts")
+        with gr.Column(scale=6, min_width=320):
+            area = widgets.run_area()
+            with gr.Row():
+                actions = widgets.result_actions(area)
+                rank_button = gr.Button("Rank these with CLIP", size="sm")
+
+    inputs = [prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
+              cfg_scale, *sampling.inputs()]
+    runs = [
+        buttons.run.click(on_gpu(clip_guided), inputs, area.outputs(), api_name="clip_guided",
+                          concurrency_id=GPU_QUEUE, show_progress="hidden"),
+        prompt.submit(on_gpu(clip_guided), inputs, area.outputs(), api_visibility="private",
+                      concurrency_id=GPU_QUEUE, show_progress="hidden"),
+        rank_button.click(on_gpu(rank_handler(manager)), [area.gallery, prompt], area.gallery,
+                          api_visibility="private", concurrency_id=GPU_QUEUE),
+    ]
+    buttons.stop.click(None, cancels=runs)
+    controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
+                "guidance_scale": guidance_scale, "clip_source": clip_source,
+                "sampler": sampling.sampler, "steps": sampling.steps,
+                "upsample": sampling.upsample, "upsample_steps": sampling.upsample_steps,
+                "upsample_temp": sampling.upsample_temp}
+    return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls)

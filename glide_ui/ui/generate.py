@@ -1,0 +1,118 @@
+"""The Generate tab: text to image with classifier-free guidance, ranking and sweeps."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from glide_ui.pipelines.rank import ranked
+from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, Text2ImRequest
+from glide_ui.pipelines.sweep import MAX_SWEEP_VALUES
+from glide_ui.pipelines.sweep import sweep as run_sweep
+from glide_ui.pipelines.text2im import text2im
+from glide_ui.ui import widgets
+from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles
+from glide_ui.ui.gpu import on_gpu
+from glide_ui.ui.ranking import rank_handler
+from glide_ui.ui.settings import sampling_fields
+from glide_ui.ui.streaming import render, user_errors
+
+TAB_ID = "generate"
+EXAMPLES = [
+    "an oil painting of a corgi",
+    "a crayon drawing of a space elevator",
+    "a stained glass window of a red fox",
+    "a surrealist dream-like oil painting by salvador dali of a cat playing checkers",
+]
+
+
+SWEEP_PARAMS = [("Guidance scale", "guidance_scale"),
+                ("Upsample temperature", "upsample_temp")]
+
+
+def parse_values(text: str) -> list[float]:
+    """"1, 3, 5.5" -> [1.0, 3.0, 5.5]; a clear message for anything else."""
+    try:
+        values = [float(part) for part in str(text).replace(";", ",").split(",")
+                  if part.strip()]
+    except ValueError:
+        raise gr.Error("Sweep values must be numbers separated by commas, "
+                       "e.g. 1, 3, 5, 8.") from None
+    if not 1 <= len(values) <= MAX_SWEEP_VALUES:
+        raise gr.Error(f"Give 1 to {MAX_SWEEP_VALUES} values to sweep, e.g. 1, 3, 5, 8.")
+    return values
+
+
+def build(backend: Backend) -> TabHandles:
+    manager, store = backend.manager, backend.store
+
+    def request(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
+                upsample_steps, upsample_temp) -> Text2ImRequest:
+        return Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
+                              guidance_scale=guidance_scale,
+                              **sampling_fields(sampler, steps, upsample, upsample_steps,
+                                                upsample_temp))
+
+    @user_errors
+    def generate(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
+                 upsample_steps, upsample_temp, rank_with_clip):
+        events = text2im(request(prompt, batch_size, seed, guidance_scale, sampler, steps,
+                                 upsample, upsample_steps, upsample_temp), manager)
+        if rank_with_clip:
+            events = ranked(events, prompt, manager)
+        yield from render(events, store)
+
+    @user_errors
+    def sweep(prompt, sweep_param, sweep_values, seed, guidance_scale, sampler, steps,
+              upsample, upsample_steps, upsample_temp):
+        base = request(prompt, 1, seed, guidance_scale, sampler, steps, upsample,
+                       upsample_steps, upsample_temp)
+        yield from render(run_sweep(base, manager, param=sweep_param,
+                                    values=parse_values(sweep_values)), store)
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=320):
+            prompt = widgets.prompt_box("an oil painting of a corgi")
+            buttons = widgets.run_buttons("Generate")
+            batch_size = widgets.batch_slider()
+            guidance_scale = widgets.scale_slider(
+                3.0, "Guidance scale", "Classifier-free guidance: higher follows the prompt "
+                "more closely, lower gives more variety.", GUIDANCE_SCALE_RANGE)
+            seed = widgets.seed_box()
+            with gr.Accordion("Advanced", open=False):
+                sampling = widgets.sampler_controls()
+                rank_with_clip = gr.Checkbox(False, label="Rank the batch with CLIP",
+                                             info="Best match to the prompt first.")
+            with gr.Accordion("Sweep (guidance-scale grid)", open=False):
+                sweep_param = gr.Radio(SWEEP_PARAMS, value="guidance_scale", label="Vary")
+                sweep_values = gr.Textbox("1, 3, 5, 8", label="Values",
+                                          info="One image per value, all from the same seed "
+                                               "and noise, shown as a labelled grid.")
+                sweep_button = gr.Button("Run sweep")
+            gr.Examples([[text] for text in EXAMPLES], inputs=prompt, label="Example prompts")
+        with gr.Column(scale=6, min_width=320):
+            area = widgets.run_area()
+            with gr.Row():
+                actions = widgets.result_actions(area)
+                rank_button = gr.Button("Rank these with CLIP", size="sm")
+
+    gen_inputs = [prompt, batch_size, seed, guidance_scale, *sampling.inputs(), rank_with_clip]
+    runs = [
+        buttons.run.click(on_gpu(generate), gen_inputs, area.outputs(), api_name="generate",
+                          concurrency_id=GPU_QUEUE, show_progress="hidden"),
+        prompt.submit(on_gpu(generate), gen_inputs, area.outputs(),
+                      api_visibility="private", concurrency_id=GPU_QUEUE,
+                      show_progress="hidden"),
+        sweep_button.click(on_gpu(sweep), [prompt, sweep_param, sweep_values, seed,
+                                           guidance_scale, *sampling.inputs()],
+                           area.outputs(), api_name="sweep", concurrency_id=GPU_QUEUE,
+                           show_progress="hidden"),
+        rank_button.click(on_gpu(rank_handler(manager)), [area.gallery, prompt],
+                          area.gallery, api_name="rank", concurrency_id=GPU_QUEUE),
+    ]
+    buttons.stop.click(None, cancels=runs)
+    controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
+                "guidance_scale": guidance_scale, "sampler": sampling.sampler,
+                "steps": sampling.steps, "upsample": sampling.upsample,
+                "upsample_steps": sampling.upsample_steps,
+                "upsample_temp": sampling.upsample_temp}
+    return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls)

@@ -1,0 +1,141 @@
+"""The Inpaint tab: paint a region with the brush, describe it, repaint it with GLIDE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from glide_ui.errors import GlideUIError
+from glide_ui.images import editor_background, mask_from_editor, mask_preview
+from glide_ui.pipelines.inpaint import inpaint as run_inpaint
+from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, MAX_MASK_PIXELS, InpaintRequest
+from glide_ui.ui import widgets
+from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles
+from glide_ui.ui.editor import mask_editor
+from glide_ui.ui.gpu import on_gpu
+from glide_ui.ui.settings import sampling_fields
+from glide_ui.ui.streaming import render, user_errors
+
+TAB_ID = "inpaint"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+EXAMPLES = [("chelsea.png", "chelsea-eyes.png", "a cat wearing round black sunglasses"),
+            ("coffee.png", "coffee-cup.png", "a cup of green matcha latte with leaf latte art")]
+MASK_HINT = "Paint over the part of the picture to repaint; the model's view appears here."
+
+
+def example_rows() -> list[list]:
+    rows = []
+    for background, layer, prompt in EXAMPLES:
+        if (ASSETS / background).exists():
+            value = {"background": str(ASSETS / background),
+                     "layers": [str(ASSETS / "masks" / layer)], "composite": None}
+            rows.append([value, prompt])
+    return rows
+
+
+def model_view(mask_editor, mask_grow):
+    """The 64 px picture the base model gets (repainted pixels in red), or a hint."""
+    try:
+        image = editor_background(mask_editor)
+        mask = mask_from_editor(mask_editor, image.size)
+        if not mask.any():
+            return None, MASK_HINT
+        return mask_preview(image, mask, grow=_pixels(mask_grow)), (
+            f"The base model sees this 64 x 64 crop; red pixels are repainted "
+            f"({int(mask.sum())} pixels painted at full size).")
+    except (GlideUIError, gr.Error) as error:
+        return None, str(error)
+
+
+def _pixels(value) -> int:
+    try:
+        return min(max(int(value), 0), MAX_MASK_PIXELS)
+    except (TypeError, ValueError):
+        return 0
+
+
+def build(backend: Backend) -> TabHandles:
+    manager, store = backend.manager, backend.store
+
+    @user_errors
+    def inpaint(mask_editor, prompt, batch_size, seed, guidance_scale, mask_grow,
+                mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp):
+        image = editor_background(mask_editor)
+        request = InpaintRequest(image=image, mask=mask_editor, prompt=prompt,
+                                 batch_size=batch_size, seed=seed,
+                                 guidance_scale=guidance_scale, mask_grow=mask_grow,
+                                 mask_feather=mask_feather,
+                                 **sampling_fields(sampler, steps, upsample, upsample_steps,
+                                                   upsample_temp))
+        first = True
+        for preview, progress, gallery, notes in render(run_inpaint(request, manager), store):
+            final = isinstance(gallery, list)
+            original = image if first or final else gr.skip()  # not re-sent with every step
+            result = gallery[0][0] if final and gallery else gr.skip()
+            yield preview, progress, gallery, notes, original, result
+            first = False
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=6, min_width=340):
+            editor = mask_editor(label="Picture and mask (brush = repaint)", height=460,
+                                canvas_size=(640, 640), elem_id="inpaint-editor")
+            prompt = widgets.prompt_box("what the painted region should show",
+                                        label="Prompt for the painted region")
+            buttons = widgets.run_buttons("Inpaint")
+            with gr.Row():
+                mask_grow = widgets.pipeline_checked(gr.Slider(
+                    0, MAX_MASK_PIXELS, value=0, step=1, label="Grow mask (px)",
+                    info="Widen the painted region before inpainting."))
+                mask_feather = widgets.pipeline_checked(gr.Slider(
+                    0, MAX_MASK_PIXELS, value=8, step=1, label="Feather (px)",
+                    info="Soft edge when pasting back into the picture."))
+            guidance_scale = widgets.scale_slider(5.0, "Guidance scale",
+                                                  "Classifier-free guidance (paper: 5).",
+                                                  GUIDANCE_SCALE_RANGE)
+            batch_size = widgets.batch_slider()
+            seed = widgets.seed_box()
+            with gr.Accordion("Advanced", open=False):
+                sampling = widgets.sampler_controls()
+            gr.Examples(example_rows(), inputs=[editor, prompt], label="Example pictures")
+        with gr.Column(scale=5, min_width=320):
+            with gr.Row():
+                model_mask = gr.Image(label="Mask as the model sees it (64 px)", format="png",
+                                      interactive=False, height=200, width=200,
+                                      elem_id="inpaint-mask-preview")
+                mask_note = gr.Markdown(MASK_HINT, elem_id="inpaint-mask-note")
+            area = widgets.run_area(preview_height=220)
+            with gr.Row():
+                original = gr.Image(label="Original", format="png", interactive=False)
+                result = gr.Image(label="Result (full size)", format="png", interactive=False,
+                                  elem_id="inpaint-result")
+            actions = widgets.result_actions(area)
+
+    for trigger in (editor.change, mask_grow.release):
+        trigger(model_view, [editor, mask_grow], [model_mask, mask_note], queue=False,
+                api_visibility="private", show_progress="hidden", trigger_mode="always_last")
+    area.gallery.select(_show_picked, None, result, queue=False, api_visibility="private")
+
+    inputs = [editor, prompt, batch_size, seed, guidance_scale, mask_grow, mask_feather,
+              *sampling.inputs()]
+    outputs = [*area.outputs(), original, result]
+    runs = [
+        buttons.run.click(on_gpu(inpaint), inputs, outputs, api_name="inpaint",
+                          concurrency_id=GPU_QUEUE, show_progress="hidden"),
+        prompt.submit(on_gpu(inpaint), inputs, outputs, api_visibility="private",
+                      concurrency_id=GPU_QUEUE, show_progress="hidden"),
+    ]
+    buttons.stop.click(None, cancels=runs)
+    controls = {"mask_editor": editor, "prompt": prompt, "batch_size": batch_size,
+                "seed": seed, "guidance_scale": guidance_scale, "mask_grow": mask_grow,
+                "mask_feather": mask_feather, "sampler": sampling.sampler,
+                "steps": sampling.steps, "upsample": sampling.upsample,
+                "upsample_steps": sampling.upsample_steps,
+                "upsample_temp": sampling.upsample_temp}
+    return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls)
+
+
+def _show_picked(event: gr.SelectData):
+    value = event.value or {}
+    image = value.get("image") if isinstance(value, dict) else None
+    return image.get("path") if isinstance(image, dict) else gr.skip()

@@ -1,0 +1,51 @@
+"""The whole page: banner, the three tabs, PNG info, Models, and the wiring between them."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from glide_ui.ui import clip_guided, generate, inpaint, models_panel, png_info
+from glide_ui.ui.backend import Backend, TabHandles
+from glide_ui.ui.widgets import picked_path
+
+INTRO = (
+    "# GLIDE\n"
+    "OpenAI's GLIDE text-to-image diffusion models, with the official weights: "
+    "**Generate** from a prompt, steer with **CLIP**, or **Inpaint** a region you paint. "
+    "Previews stream while the model denoises; every PNG carries its recipe."
+)
+
+
+def build_demo(backend: Backend) -> gr.Blocks:
+    with gr.Blocks(title="GLIDE", analytics_enabled=False) as demo:
+        gr.Markdown(INTRO)
+        notice = models_panel.banner(backend.manager)
+        if notice:
+            gr.Markdown(notice, elem_classes=["glide-banner"], elem_id="tiny-banner")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Generate", id=generate.TAB_ID):
+                handles = [generate.build(backend)]
+            with gr.Tab("CLIP-guided", id=clip_guided.TAB_ID):
+                handles.append(clip_guided.build(backend))
+            with gr.Tab("Inpaint", id=inpaint.TAB_ID):
+                handles.append(inpaint.build(backend))
+            with gr.Tab("PNG info", id=png_info.TAB_ID):
+                _file, restore_button, recipe_json = png_info.build()
+            with gr.Tab("Models", id=models_panel.TAB_ID):
+                models_panel.build(backend.manager)
+        _wire_send_to_inpaint(tabs, handles)
+        targets = {tabs, *(widget for h in handles for widget in h.controls.values())}
+        restore_button.click(png_info.restore_handler(tabs, handles), recipe_json, targets,
+                             queue=False, api_visibility="private")
+    return demo
+
+
+def _wire_send_to_inpaint(tabs: gr.Tabs, handles: list[TabHandles]) -> None:
+    editor = next(h.controls["mask_editor"] for h in handles if h.tab_id == inpaint.TAB_ID)
+
+    def send(gallery, selected):
+        return picked_path(gallery, selected), gr.Tabs(selected=inpaint.TAB_ID)
+
+    for handle in handles:
+        handle.send_to_inpaint.click(send, [handle.gallery, handle.selected], [editor, tabs],
+                                     queue=False, api_visibility="private")

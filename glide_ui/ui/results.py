@@ -1,0 +1,70 @@
+"""Result images as PNG files with their recipe, and how the page shows them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import uuid
+from collections import deque
+from pathlib import Path
+
+from gradio.utils import get_upload_folder
+from PIL import Image
+
+from glide_ui.images import make_grid, save_png
+from glide_ui.pipelines.events import Result
+
+
+class ResultStore:
+    """Writes each request's images into a fresh folder under Gradio's temp dir.
+
+    Gradio copies returned files into its own cache, so only the last `keep` folders are
+    kept here (the page serves its copies); older ones are deleted.
+    """
+
+    def __init__(self, root: str | Path | None = None, keep: int = 64) -> None:
+        self.root = Path(root or get_upload_folder()) / "glide-ui-results"
+        self._folders: deque[Path] = deque()
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def save(self, result: Result) -> list[Path]:
+        folder = self._new_folder()
+        paths = []
+        for index, (image, recipe) in enumerate(zip(result.images, result.recipes, strict=True)):
+            name = f"glide-{recipe.pipeline}-{_slug(recipe.prompt)}-{recipe.seed}-{index}.png"
+            paths.append(save_png(image, folder / name, recipe))
+        return paths
+
+    def _new_folder(self) -> Path:
+        folder = self.root / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        with self._lock:
+            self._folders.append(folder)
+            while len(self._folders) > self._keep:
+                shutil.rmtree(self._folders.popleft(), ignore_errors=True)
+        return folder
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:limit].rstrip("-") or "untitled"
+
+
+def caption(result: Result, index: int) -> str:
+    """The gallery caption of image `index`: its seed, and the pipeline's label if any."""
+    seed = f"seed {result.recipes[index].seed}"
+    label = result.labels[index] if index < len(result.labels) else ""
+    return f"{label} · {seed}" if label else seed
+
+
+def gallery_items(paths: list[Path], result: Result) -> list[tuple[str, str]]:
+    return [(str(path), caption(result, index)) for index, path in enumerate(paths)]
+
+
+def preview_image(images: list[Image.Image]) -> Image.Image:
+    """One picture of a batch's previews (side by side when there are several)."""
+    if len(images) == 1:
+        return images[0]
+    return make_grid(images, cols=min(len(images), 4), gap=2)

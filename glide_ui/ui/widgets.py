@@ -1,0 +1,149 @@
+"""Widgets shared by the tabs: prompt, seed, sampler settings, run buttons and the run area."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import TypeVar
+
+import gradio as gr
+
+from glide_ui.pipelines.requests import (
+    DIFFUSION_STEPS,
+    MAX_BATCH_SIZE,
+    MAX_SEED,
+    UPSAMPLE_TEMP_RANGE,
+)
+from glide_ui.ui.streaming import RunArea, idle_progress
+
+UPSAMPLE_STEPS = ["fast27", "27", "50", "100", "250"]
+SAMPLERS = [("Ancestral (as in the paper)", "ancestral"), ("DDIM (deterministic)", "ddim")]
+
+C = TypeVar("C", bound=gr.components.Component)
+
+
+@dataclass
+class SamplerControls:
+    """Sampler settings (the "Advanced" fold) in the order handlers take them."""
+
+    sampler: gr.Radio
+    steps: gr.Slider
+    upsample: gr.Checkbox
+    upsample_steps: gr.Dropdown
+    upsample_temp: gr.Slider
+
+    def inputs(self) -> list[gr.components.Component]:
+        return [self.sampler, self.steps, self.upsample, self.upsample_steps, self.upsample_temp]
+
+
+@dataclass
+class RunButtons:
+    run: gr.Button
+    stop: gr.Button
+
+
+@dataclass
+class ResultActions:
+    """Buttons under a gallery and the index of the image the user picked (None = first)."""
+
+    send_to_inpaint: gr.Button
+    selected: gr.State
+
+
+def pipeline_checked(component: C) -> C:
+    """Pass the value on as sent: the pipeline checks every number and, unlike Gradio's own
+    range check, its message names the field. (A slider cannot go out of range on the page;
+    this matters for API clients, who then get the same message as any other front end.)"""
+    component.preprocess = lambda payload: payload
+    return component
+
+
+def prompt_box(placeholder: str, label: str = "Prompt") -> gr.Textbox:
+    return gr.Textbox(label=label, placeholder=placeholder, lines=2, max_lines=4,
+                      elem_classes=["glide-prompt"])
+
+
+def batch_slider(value: int = 1) -> gr.Slider:
+    return pipeline_checked(gr.Slider(1, MAX_BATCH_SIZE, value=value, step=1,
+                                      label="Batch size",
+                                      info="Image i of a batch uses seed + i."))
+
+
+def scale_slider(value: float, label: str, info: str,
+                 value_range: tuple[float, float]) -> gr.Slider:
+    return pipeline_checked(gr.Slider(*value_range, value=value, step=0.5, label=label,
+                                      info=info))
+
+
+def seed_box() -> gr.Number:
+    """Seed field with a dice button that sets it back to random (-1)."""
+    with gr.Row(equal_height=True):
+        seed = pipeline_checked(gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED,
+                                          label="Seed (-1 = random)", scale=4))
+        with gr.Column(scale=1, min_width=100):
+            dice = gr.Button("Random", size="sm")
+            pick = gr.Button("Fix a seed", size="sm")
+    dice.click(lambda: -1, outputs=seed, queue=False, api_visibility="private")
+    pick.click(lambda: random.randint(0, MAX_SEED - MAX_BATCH_SIZE), outputs=seed, queue=False,
+               api_visibility="private")
+    return seed
+
+
+def sampler_controls(default_steps: int = 100) -> SamplerControls:
+    sampler = gr.Radio(SAMPLERS, value="ancestral", label="Sampler")
+    steps = pipeline_checked(gr.Slider(1, DIFFUSION_STEPS, value=default_steps, step=1,
+                                       label="Base steps",
+                                       info="The reference uses 100; DDIM works with fewer."))
+    with gr.Row():
+        upsample = gr.Checkbox(value=True, label="Upsample to 256 px",
+                               info="Run GLIDE's diffusion upsampler after the 64 px base.")
+        upsample_steps = gr.Dropdown(UPSAMPLE_STEPS, value="fast27", label="Upsampler steps",
+                                     allow_custom_value=True,
+                                     info="fast27 as the reference; or a number of steps.")
+    upsample_temp = pipeline_checked(gr.Slider(
+        *UPSAMPLE_TEMP_RANGE, value=0.997, step=0.001, label="Upsample temperature",
+        info="Noise scale of the upsampler (the reference uses 0.997)."))
+    return SamplerControls(sampler, steps, upsample, upsample_steps, upsample_temp)
+
+
+def run_buttons(label: str) -> RunButtons:
+    with gr.Row():
+        run = gr.Button(label, variant="primary", scale=3, elem_classes=["glide-run"])
+        stop = gr.Button("Stop", variant="stop", scale=1, elem_classes=["glide-stop"])
+    return RunButtons(run, stop)
+
+
+def run_area(gallery_label: str = "Results", preview_height: int = 300) -> RunArea:
+    progress = gr.HTML(idle_progress(), label="Progress", elem_classes=["glide-progress-box"])
+    preview = gr.Image(label="Live preview", format="png", interactive=False,
+                       height=preview_height, buttons=["download", "fullscreen"],
+                       elem_classes=["glide-preview"])
+    gallery = gr.Gallery(label=gallery_label, format="png", columns=4, fit_columns=False,
+                         height="auto", object_fit="contain", interactive=False,
+                         buttons=["download", "download_all", "fullscreen"],
+                         elem_classes=["glide-gallery"])
+    notes = gr.Markdown(label="Notes", elem_classes=["glide-notes"])
+    return RunArea(preview, progress, gallery, notes)
+
+
+def result_actions(area: RunArea) -> ResultActions:
+    """A "send to inpaint" button for the picked gallery image."""
+    selected = gr.State(None)
+    send = gr.Button("Send picked image to Inpaint", size="sm")
+    area.gallery.select(_picked, outputs=selected, queue=False, api_visibility="private")
+    area.gallery.change(lambda: None, outputs=selected, queue=False, api_visibility="private")
+    return ResultActions(send, selected)
+
+
+def _picked(event: gr.SelectData) -> int:
+    return event.index
+
+
+def picked_path(gallery: list | None, index: int | None) -> str:
+    """The file of the picked gallery item (the first when none is picked)."""
+    if not gallery:
+        raise gr.Error("There is no result yet: generate an image first.")
+    if index is None or not 0 <= index < len(gallery):
+        index = 0
+    item = gallery[index]
+    return item[0] if isinstance(item, (tuple, list)) else item

@@ -1,0 +1,77 @@
+"""Start `app.py` with tiny models on 127.0.0.1 in a subprocess, for the API and browser tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "assets"
+STARTUP_SECONDS = 240
+
+
+@dataclass
+class RunningApp:
+    url: str
+    pid: int
+    log: Path
+    temp_dir: Path
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_app(*flags: str) -> Iterator[RunningApp]:
+    """`python app.py --models tiny <flags>` on a free port, its own temp and cache dirs."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="glide-ui-test-"))
+    port = free_port()
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(temp_dir / "gradio"),
+           "GLIDE_CACHE_DIR": str(temp_dir / "cache"), "GRADIO_ANALYTICS_ENABLED": "False",
+           "PYTHONUNBUFFERED": "1"}
+    log = temp_dir / "app.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--models", "tiny", "--port", str(port),
+             *flags], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    app = RunningApp(f"http://127.0.0.1:{port}/", process.pid, log, temp_dir)
+    try:
+        _wait_until_serving(app, process)
+        yield app
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_serving(app: RunningApp, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with {process.returncode}:\n{app.log_tail()}")
+        try:
+            with urllib.request.urlopen(app.url + "config", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"app.py did not serve within {STARTUP_SECONDS} s:\n{app.log_tail()}")

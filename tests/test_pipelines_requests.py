@@ -52,6 +52,8 @@ def test_form_numbers_become_ints_and_respacing_is_normalised():
     ({"upsample_temp": math.inf}, "Upsample temperature"),
     ({"base_respacing": "abc"}, "Base steps"),
     ({"base_respacing": "0"}, "Base steps"),
+    ({"base_respacing": "1"}, "Base steps"),
+    ({"base_respacing": "ddim1"}, "Base steps"),
     ({"base_respacing": "1001"}, "Base steps"),
     ({"base_respacing": ""}, "Base steps"),
     ({"base_respacing": "1," * 200}, "Base steps"),

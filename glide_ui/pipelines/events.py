@@ -40,11 +40,17 @@ class Preview:
 
 @dataclass(frozen=True)
 class Result:
-    """Final images, each with the recipe that reproduces it."""
+    """Final images, each with the recipe that reproduces it (`images[i]` <-> `recipes[i]`).
+
+    `labels` (optional, one per image) say what distinguishes the images, e.g. the scale of
+    a sweep or a CLIP score; `grid` is a labelled overview of all of them (sweeps and
+    comparisons), not one of `images`.
+    """
 
     images: list[Image.Image]
     recipes: list[Recipe]
     labels: list[str] = field(default_factory=list)
+    grid: Image.Image | None = None
 
 
 Event = Status | Progress | Preview | Result

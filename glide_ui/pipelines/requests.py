@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -15,6 +15,7 @@ from glide_ui.errors import RequestError
 from glide_ui.glide.diffusion import space_timesteps
 from glide_ui.images import load_image, mask_from_editor
 from glide_ui.pipelines.events import Status
+from glide_ui.pipelines.recipe import Recipe
 
 Sampler = Literal["ancestral", "ddim"]
 
@@ -32,6 +33,7 @@ class Text2ImRequest:
     upsample_temp: float = 0.997
     preview_interval: float = 0.5  # seconds between previews; first and last always shown
     preview_noisy: bool = False
+    upsample_sampler: Sampler = "ddim"  # as the reference text2im notebook
 
 
 @dataclass
@@ -49,6 +51,7 @@ class ClipGuidedRequest:
     upsample_temp: float = 0.997
     preview_interval: float = 0.5
     preview_noisy: bool = False
+    upsample_sampler: Sampler = "ddim"  # as the reference clip_guided notebook
 
 
 @dataclass
@@ -68,13 +71,17 @@ class InpaintRequest:
     mask_feather: int = 8  # pixels of soft edge when pasting back into a large image
     preview_interval: float = 0.5
     preview_noisy: bool = False
+    upsample_sampler: Sampler = "ancestral"  # as the reference inpaint notebook
 
 
 Request = Text2ImRequest | ClipGuidedRequest | InpaintRequest
 
 # Documented limits: values outside them are refused with a RequestError (never clamped).
 MAX_BATCH_SIZE = 8
-MAX_SEED = 2**32 - 1  # image i uses seed + i, so seed + batch_size - 1 must fit too
+# Image i uses seed + i, so seed + batch_size - 1 must fit too. 31 bits: torch's CPU
+# generators keep only the low 32 bits of a seed, and the upsampler's noise uses the
+# upper half of that range (see pipelines.common.UPSAMPLE_SEED_OFFSET).
+MAX_SEED = 2**31 - 1
 GUIDANCE_SCALE_RANGE = (0.0, 20.0)  # classifier-free guidance; 0 = unconditional, 1 = plain
 CLIP_SCALE_RANGE = (0.0, 50.0)
 UPSAMPLE_TEMP_RANGE = (0.0, 1.5)
@@ -84,6 +91,7 @@ MAX_RESPACING_CHARS = 100
 MAX_MASK_PIXELS = 256  # mask grow and feather, in pixels of the input image
 MIN_IMAGE_SIDE = 8
 DIFFUSION_STEPS = 1000  # every GLIDE model is trained with 1000 steps
+MIN_STEPS = 2
 SAMPLERS = ("ancestral", "ddim")
 CLIP_SOURCES = ("glide", "openai")
 
@@ -119,6 +127,7 @@ def _validate_common(request: Request, allow_empty_prompt: bool) -> tuple[dict, 
         seed=_seed(request.seed, batch_size),
         base_respacing=respacing_steps("Base steps", request.base_respacing)[0],
         sampler=_choice("Sampler", request.sampler, SAMPLERS),
+        upsample_sampler=_choice("Upsampler sampler", request.upsample_sampler, SAMPLERS),
         upsample=bool(request.upsample),
         upsample_respacing=respacing_steps("Upsampler steps", request.upsample_respacing)[0],
         upsample_temp=_float("Upsample temperature", request.upsample_temp,
@@ -200,15 +209,19 @@ def respacing_steps(label: str, spec: object) -> tuple[str, int]:
     """A respacing spec ("100", "fast27", "ddim25", "10,10,3,2,2"; an int means "N")
     normalised, and its number of steps; RequestError with the accepted forms if invalid."""
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        spec = str(_int(label, spec, 1, DIFFUSION_STEPS))
+        spec = str(_int(label, spec, MIN_STEPS, DIFFUSION_STEPS))
     if not isinstance(spec, str) or not spec.strip() or len(spec) > MAX_RESPACING_CHARS:
-        raise RequestError(f"{label}: give a number of steps (1 to {DIFFUSION_STEPS}), "
+        raise RequestError(f"{label}: give a number of steps ({MIN_STEPS} to {DIFFUSION_STEPS}), "
                            "'ddimN', 'fast27' or a comma list such as '10,10,3,2,2'.")
     spec = spec.strip().replace(" ", "")
     try:
-        return spec, len(space_timesteps(DIFFUSION_STEPS, spec))
+        steps = len(space_timesteps(DIFFUSION_STEPS, spec))
     except ValueError as error:
         raise RequestError(f"{label}: {error}.") from None
+    if steps < MIN_STEPS:
+        # The posterior's clipped log variance needs a second step (so does the reference).
+        raise RequestError(f"{label}: {spec!r} gives {steps} step; use at least {MIN_STEPS}.")
+    return spec, steps
 
 
 def _number(label: str, value: object) -> float:
@@ -244,3 +257,25 @@ def _seed(value: object, batch_size: int) -> int:
         return -1
     highest = MAX_SEED - (batch_size - 1)
     return _int(f"Seed (with batch size {batch_size}; -1 draws one)", value, 0, highest)
+
+
+_REQUEST_TYPES = {"text2im": Text2ImRequest, "clip_guided": ClipGuidedRequest,
+                  "inpaint": InpaintRequest}
+
+
+def request_from_recipe(recipe: Recipe, **inputs: Any) -> Request:
+    """The request that reproduces the image of `recipe` (batch size 1, its seed).
+
+    Inpainting recipes identify their image and mask only by hash: pass them as
+    `image=..., mask=...`. Settings the request does not know (device, dtype, hashes) are
+    left out; run on the recorded device and dtype for bit-identical pixels.
+    """
+    kind = _REQUEST_TYPES.get(recipe.pipeline)
+    if kind is None:
+        raise RequestError(f"Unknown pipeline {recipe.pipeline!r} in the recipe.")
+    names = {field.name for field in fields(kind)}
+    if kind is InpaintRequest and not {"image", "mask"} <= inputs.keys():
+        raise RequestError("An inpainting recipe needs its image and mask to be given again.")
+    settings = {key: value for key, value in recipe.settings.items() if key in names}
+    return kind(**{**settings, **inputs, "prompt": recipe.prompt, "seed": recipe.seed,
+                   "batch_size": 1})

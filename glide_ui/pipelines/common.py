@@ -1,0 +1,228 @@
+"""Stages the pipelines share: seeds, notices, text conditioning, one diffusion stage with
+throttled previews, the upsampler, and recipes.
+
+Stages are generators of events that `return` their result, so a pipeline reads
+`x = yield from stage(...)`. Nothing here keeps state between requests: every random
+draw comes from generators created for the request (see `image_generators`), so a run
+that follows a cancelled one is bit-identical to a run in a fresh process.
+
+Grad mode is never switched around a `yield` (it is thread-local and would leak into the
+consumer); the samplers set it per step and text encodings are computed under no_grad.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from glide_ui.glide import samplers
+from glide_ui.glide.diffusion import create_diffusion
+from glide_ui.glide.guidance import DenoisedFn, ModelFn, conditional_model_fn
+from glide_ui.glide.text import TextCondition
+from glide_ui.glide.tokenizer import get_glide_tokenizer
+from glide_ui.images import quantize, tensor_to_pil
+from glide_ui.pipelines.events import Event, Preview, Progress, Status
+from glide_ui.pipelines.recipe import Recipe
+from glide_ui.pipelines.requests import MAX_SEED, Request
+
+UPSAMPLE_SEED_OFFSET = 2**31
+"""The upsampler's noise for image seed s comes from a generator seeded with s + 2**31:
+above MAX_SEED and below 2**32 (torch's CPU generators use only a seed's low 32 bits), so
+it never equals any image's base noise stream."""
+
+# Request fields that do not change the images, left out of recipes.
+_NOT_SETTINGS = ("prompt", "seed", "batch_size", "preview_interval", "preview_noisy",
+                 "image", "mask")
+
+StageEvents = Generator[Event, None, torch.Tensor]
+
+
+# --- seeds ------------------------------------------------------------------------------------
+
+
+def resolve_seed(seed: int, batch_size: int) -> int:
+    """`seed`, or for -1 a fresh one from the OS's randomness (never torch's global RNG),
+    small enough that seed + batch_size - 1 <= MAX_SEED."""
+    if seed != -1:
+        return seed
+    return secrets.randbelow(MAX_SEED - batch_size + 2)
+
+
+def image_seeds(seed: int, batch_size: int) -> list[int]:
+    """Image i of a batch uses seed + i, so it can be reproduced alone."""
+    return [seed + i for i in range(batch_size)]
+
+
+def image_generators(seeds: Sequence[int], offset: int = 0) -> list[torch.Generator]:
+    """One fresh CPU generator per image, seeded with its seed + `offset`."""
+    return [torch.Generator().manual_seed(seed + offset) for seed in seeds]
+
+
+# --- notices ----------------------------------------------------------------------------------
+
+
+def loading_notices(manager: Any, names: Sequence[str]) -> Iterator[Status]:
+    """A status line for every model that has to be loaded before the run."""
+    for name in names:
+        if not manager.is_loaded(name):
+            yield Status(f"Loading {name}...")
+
+
+def prompt_notices(prompt: str, manager: Any, names: Sequence[str]) -> Iterator[Status]:
+    """A warning when the prompt is longer than a model's text context (once)."""
+    tokenizer = get_glide_tokenizer()
+    tokens = tokenizer.encode(prompt)
+    contexts = [manager.options(name)["text_ctx"] for name in names
+                if "text_ctx" in manager.options(name)]
+    if contexts and len(tokens) > min(contexts):
+        yield Status(f"The prompt is {len(tokens)} tokens long; the model reads only the "
+                     f"first {min(contexts)}, the rest is ignored.", "warning")
+
+
+# --- text -------------------------------------------------------------------------------------
+
+
+def device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def text_condition(model: nn.Module, prompt: str, guided: bool) -> TextCondition:
+    """The model's text conditioning of one image, computed once per request: the prompt's
+    row, then the empty prompt's row when `guided` (classifier-free guidance)."""
+    tokenizer = get_glide_tokenizer()
+    text_ctx = model.options["text_ctx"]
+    rows = [tokenizer.tokenize(prompt, text_ctx)]
+    if guided:
+        rows.append(tokenizer.tokenize("", text_ctx))
+    device = device_of(model)
+    tokens = torch.tensor([row.tokens for row in rows], dtype=torch.long, device=device)
+    mask = torch.tensor([row.mask for row in rows], dtype=torch.bool, device=device)
+    with torch.no_grad():
+        return model.encode_text(tokens, mask)
+
+
+# --- batch invariance --------------------------------------------------------------------------
+
+
+def per_image(model_fns: Sequence[ModelFn]) -> ModelFn:
+    """A model function over B images that calls `model_fns[i]` on image i alone.
+
+    Kernels choose their blocking (and so their summation order) by the batch shape, so a
+    batched call gives an image slightly different numbers than a call of its own, which
+    sampling amplifies into visibly different pixels. One image per call makes image i of
+    a batch bit-identical to the same seed run alone, at some cost in throughput.
+    """
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if len(x_t) != len(model_fns):
+            raise ValueError(f"{len(x_t)} images for {len(model_fns)} model functions")
+        return torch.cat([fn(x_t[i:i + 1], t[i:i + 1]) for i, fn in enumerate(model_fns)])
+
+    return model_fn
+
+
+def per_image_cond(cond_fn: Any) -> Any:
+    """`cond_fn` evaluated one image at a time (see `per_image`); for condition functions
+    that do not need the x0 graph."""
+    def each(x_t: torch.Tensor, t: torch.Tensor, pred_xstart: torch.Tensor) -> torch.Tensor:
+        return torch.cat([cond_fn(x_t[i:i + 1], t[i:i + 1], pred_xstart[i:i + 1])
+                          for i in range(len(x_t))])
+
+    return each
+
+
+# --- one diffusion stage ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreviewSettings:
+    interval: float = 0.5  # seconds; 0 = every step. The first and last step always show.
+    noisy: bool = False  # also show x_t
+
+
+def diffuse(stage: str, model: nn.Module, model_fn: ModelFn, generators: list[torch.Generator],
+            respacing: str, sampler: str, preview: PreviewSettings, *,
+            temperature: float = 1.0, denoised_fn: DenoisedFn | None = None,
+            cond_fn: Any = None, size: int | None = None) -> StageEvents:
+    """Sample len(generators) images with `model_fn` from noise * `temperature`; yields
+    Progress every step and throttled Previews, returns the final x [B, 3, H, W]."""
+    options = model.options
+    diffusion = create_diffusion(options["diffusion_steps"], options["noise_schedule"],
+                                 respacing)
+    size = size or options["image_size"]
+    noise = samplers.initial_noise((len(generators), 3, size, size), generators,
+                                   device_of(model)) * temperature
+    run = samplers.ddim if sampler == "ddim" else samplers.ancestral
+    steps = run(diffusion, model_fn, noise, generators, denoised_fn=denoised_fn,
+                cond_fn=cond_fn)
+    return (yield from follow(stage, steps, preview))
+
+
+def follow(stage: str, steps: Iterator[samplers.SamplerStep], preview: PreviewSettings,
+           clock: Any = time.monotonic) -> StageEvents:
+    """Pass a sampler's steps on as events; returns its final sample.
+
+    Previews (converted to PIL only when shown) come at the first and last step and
+    otherwise at most every `preview.interval` seconds. Closing the consumer closes the
+    sampler at once (within the step under way).
+    """
+    last_shown = None
+    x = None
+    with closing(steps):
+        for step in steps:
+            x = step.x_t
+            yield Progress(stage, step.step + 1, step.total)
+            now = clock()
+            edge = step.step == 0 or step.step == step.total - 1
+            if edge or last_shown is None or now - last_shown >= preview.interval:
+                last_shown = now
+                noisy = tensor_to_pil(x.clamp(-1, 1)) if preview.noisy else []
+                yield Preview(stage, step.step + 1, step.total, tensor_to_pil(step.pred_x0),
+                              noisy)
+    if x is None:
+        raise RuntimeError("the sampler yielded no step")
+    return x
+
+
+def upsample(model: nn.Module, prompt: str, low_res: torch.Tensor, seeds: Sequence[int],
+             respacing: str, sampler: str, temperature: float, preview: PreviewSettings,
+             denoised_fn: DenoisedFn | None = None, **inputs: torch.Tensor) -> StageEvents:
+    """The 64 -> 256 upsampler on `low_res` rounded to 8 bits (as the reference does),
+    with its noise from generators seeded at seed + UPSAMPLE_SEED_OFFSET. `inputs` (e.g.
+    the inpainting image and mask) are one image's, shared by the batch."""
+    text = text_condition(model, prompt, guided=False)
+    low_res = quantize(low_res)
+    model_fn = per_image([conditional_model_fn(model, text=text, low_res=low_res[i:i + 1],
+                                               **inputs) for i in range(len(seeds))])
+    generators = image_generators(seeds, UPSAMPLE_SEED_OFFSET)
+    return (yield from diffuse("upsample", model, model_fn, generators, respacing, sampler,
+                               preview, temperature=temperature, denoised_fn=denoised_fn))
+
+
+# --- recipes ----------------------------------------------------------------------------------
+
+
+def recipe_settings(request: Request, manager: Any, **extra: Any) -> dict[str, Any]:
+    """Every request field that shapes the images, plus where it ran (device, dtype)."""
+    settings = {field.name: getattr(request, field.name)
+                for field in dataclasses.fields(request) if field.name not in _NOT_SETTINGS}
+    settings["device"] = str(manager.device)
+    settings["dtype"] = str(manager.dtype).removeprefix("torch.")
+    settings.update(extra)
+    return settings
+
+
+def make_recipes(pipeline: str, request: Request, seeds: Sequence[int], manager: Any,
+                 names: Sequence[str], **extra: Any) -> list[Recipe]:
+    """One recipe per image: the same settings and models, the image's own seed."""
+    settings = recipe_settings(request, manager, **extra)
+    models = {name: manager.checkpoint_id(name) for name in names}
+    return [Recipe(pipeline=pipeline, prompt=request.prompt, seed=seed, settings=settings,
+                   models=models) for seed in seeds]

@@ -1,0 +1,99 @@
+"""Sweeps and comparisons: one prompt and seed (so the same noise) run over several
+settings, the results side by side in a labelled grid."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from glide_ui.errors import RequestError
+from glide_ui.images import make_grid
+from glide_ui.pipelines.clip_guided import clip_guided
+from glide_ui.pipelines.common import resolve_seed
+from glide_ui.pipelines.events import Event, Preview, Progress, Result, Status
+from glide_ui.pipelines.inpaint import inpaint
+from glide_ui.pipelines.requests import (
+    ClipGuidedRequest,
+    InpaintRequest,
+    Request,
+    Text2ImRequest,
+    validate,
+)
+from glide_ui.pipelines.text2im import text2im
+
+MAX_SWEEP_VALUES = 8
+SWEEPABLE = {
+    Text2ImRequest: ("guidance_scale", "upsample_temp"),
+    ClipGuidedRequest: ("clip_scale", "upsample_temp"),
+    InpaintRequest: ("guidance_scale", "upsample_temp"),
+}
+_PIPELINES: dict[type, Callable[[Any, Any], Iterator[Event]]] = {
+    Text2ImRequest: text2im, ClipGuidedRequest: clip_guided, InpaintRequest: inpaint}
+_LABELS = {"guidance_scale": "guidance", "clip_scale": "CLIP scale",
+           "upsample_temp": "temperature"}
+
+
+def sweep(request: Request, manager: Any, param: str = "guidance_scale",
+          values: Sequence[float] = (1.0, 3.0, 5.0, 7.0)) -> Iterator[Event]:
+    """Run `request` once per value of `param`, every run from the same seeds; the Result
+    holds all images (value by value), labelled, and a grid with one column per value."""
+    allowed = SWEEPABLE.get(type(request), ())
+    if param not in allowed:
+        raise RequestError(f"Cannot sweep {param!r} here; choose one of {', '.join(allowed)}.")
+    if not 1 <= len(values) <= MAX_SWEEP_VALUES:
+        raise RequestError(f"Give 1 to {MAX_SWEEP_VALUES} values to sweep, not {len(values)}.")
+    if param == "upsample_temp" and not request.upsample:
+        raise RequestError("Sweeping the upsample temperature needs the upsampler on.")
+    variants = [replace(request, **{param: value}) for value in values]
+    for variant in variants:
+        validate(variant)  # refuse any bad value before the first run
+    seed = resolve_seed(validate(request)[0].seed, request.batch_size)
+    runs = [(f"{_LABELS[param]} {value:g}", replace(variant, seed=seed))
+            for value, variant in zip(values, variants, strict=True)]
+    return _side_by_side(runs, manager)
+
+
+def compare_guidance(request: Text2ImRequest, manager: Any, clip_scale: float = 3.0,
+                     clip_source: str = "glide") -> Iterator[Event]:
+    """Classifier-free guidance and CLIP guidance from the same seed, side by side."""
+    checked, _ = validate(request)
+    clip_request = ClipGuidedRequest(
+        prompt=request.prompt, batch_size=request.batch_size, seed=checked.seed,
+        clip_source=clip_source, clip_scale=clip_scale, base_respacing=request.base_respacing,
+        sampler=request.sampler, upsample=request.upsample,
+        upsample_respacing=request.upsample_respacing, upsample_temp=request.upsample_temp,
+        preview_interval=request.preview_interval, preview_noisy=request.preview_noisy,
+        upsample_sampler=request.upsample_sampler)
+    validate(clip_request)
+    seed = resolve_seed(checked.seed, checked.batch_size)
+    runs = [("classifier-free guidance", replace(request, seed=seed)),
+            (f"CLIP guidance ({clip_source})", replace(clip_request, seed=seed))]
+    return _side_by_side(runs, manager)
+
+
+def _side_by_side(runs: list[tuple[str, Request]], manager: Any) -> Iterator[Event]:
+    """Run each labelled request in turn, passing its progress on under its label; then
+    one Result with every image and a grid (a row per seed, a column per run)."""
+    results: list[Result] = []
+    shown: set[str] = set()
+    for index, (label, request) in enumerate(runs):
+        yield Status(f"{label} ({index + 1}/{len(runs)})")
+        for event in _PIPELINES[type(request)](request, manager):
+            if isinstance(event, Result):
+                results.append(event)
+            elif isinstance(event, (Progress, Preview)):
+                yield replace(event, stage=f"{label} · {event.stage}")
+            elif event.text not in shown:  # the same notice once, not once per run
+                shown.add(event.text)
+                yield event
+    labels = [label for (label, _), result in zip(runs, results, strict=True)
+              for _ in result.images]
+    tiles, captions = [], []
+    for row in range(len(results[0].images)):
+        for (label, _), result in zip(runs, results, strict=True):
+            tiles.append(result.images[row])
+            captions.append(f"{label}, seed {result.recipes[row].seed}")
+    yield Result(images=[image for result in results for image in result.images],
+                 recipes=[recipe for result in results for recipe in result.recipes],
+                 labels=labels, grid=make_grid(tiles, cols=len(runs), labels=captions))

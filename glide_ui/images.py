@@ -291,11 +291,22 @@ def _window(bbox: tuple[int, int, int, int], margin: int, shape: tuple[int, ...]
 
 def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     """`mask` at `size` (int = square, or (width, height)) as a model sees it: a pixel is
-    repainted if any part of it is (area coverage > 0), so nothing painted is kept."""
-    if isinstance(size, int):
-        size = (size, size)
-    image = Image.fromarray(mask.astype(np.uint8) * 255, "L")
-    return np.asarray(image.resize(size, Image.Resampling.BOX)) > 0
+    repainted if its area overlaps any painted pixel, so nothing painted is kept."""
+    width, height = (size, size) if isinstance(size, int) else size
+    rows = _any_over_spans(mask, height, axis=0)
+    return _any_over_spans(rows, width, axis=1)
+
+
+def _any_over_spans(mask: np.ndarray, count: int, axis: int) -> np.ndarray:
+    """Along `axis`, cut the extent into `count` equal spans: True where a span overlaps
+    a True pixel (prefix sums over the pixels each span touches)."""
+    extent = mask.shape[axis]
+    index = np.arange(count)
+    start = index * extent // count  # exact integer floor / ceil of the span's edges
+    stop = np.maximum(-(-(index + 1) * extent // count), start + 1)
+    totals = np.cumsum(mask, axis=axis, dtype=np.int64)
+    totals = np.concatenate([np.zeros_like(totals.take([0], axis=axis)), totals], axis=axis)
+    return (totals.take(stop, axis=axis) - totals.take(start, axis=axis)) > 0
 
 
 Box = tuple[int, int, int, int]

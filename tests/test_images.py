@@ -272,6 +272,22 @@ def test_resize_mask_keeps_any_painted_pixel():
     assert resize_mask(np.ones((10, 10), bool), 256).all()
 
 
+@pytest.mark.parametrize("height, width, size", [(40, 60, 16), (9, 9, 32), (7, 13, 5),
+                                                  (32, 32, 16), (16, 16, 16)])
+def test_resize_mask_marks_every_cell_that_overlaps_a_painted_pixel(height, width, size):
+    mask = np.random.default_rng(size).random((height, width)) < 0.03
+    def overlapping(cell, extent):  # input pixels whose area meets output cell `cell`
+        low, high = cell * extent / size, (cell + 1) * extent / size
+        return [p for p in range(extent) if p < high and p + 1 > low]
+
+    expected = np.zeros((size, size), dtype=bool)
+    for row in range(size):
+        for col in range(size):
+            cells = np.ix_(overlapping(row, height), overlapping(col, width))
+            expected[row, col] = mask[cells].any()
+    assert np.array_equal(resize_mask(mask, size), expected)
+
+
 def test_crop_box_is_a_square_holding_mask_feather_and_context():
     mask = np.zeros((400, 600), dtype=bool)
     mask[100:140, 300:360] = True

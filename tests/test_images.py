@@ -78,6 +78,14 @@ def test_to_uint8_rounds_and_clamps_like_the_reference():
     assert torch.equal(quantize(x), expected.float() / 127.5 - 1)
 
 
+def test_tensor_to_pil_rounds_exactly_like_to_uint8():
+    x = torch.randn(3, 3, 16, 16) * 1.3
+    x[0, 0, 0, :4] = torch.tensor([0.0, -1.0, 1.0, 2 / 255 - 1])
+    expected = to_uint8(x).permute(0, 2, 3, 1).numpy()
+    assert all(np.array_equal(np.asarray(image), levels)
+               for image, levels in zip(tensor_to_pil(x), expected, strict=True))
+
+
 def test_tensor_to_pil_accepts_a_single_chw_image():
     (image,) = tensor_to_pil(torch.zeros(3, 5, 6))
     assert image.size == (6, 5) and image.getpixel((0, 0)) == (128, 128, 128)

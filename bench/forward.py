@@ -10,6 +10,7 @@ Cases: base (batch 2, 64 px, text tokens) and upsample (batch 1, 64 -> 256 px).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -48,19 +49,32 @@ def count_flops(options: dict, inputs: dict[str, torch.Tensor]) -> int:
     return counter.get_total_flops()
 
 
-def median_ms(model: Text2ImUNet, inputs: dict[str, torch.Tensor], runs: int) -> float:
+def median_ms(model: Text2ImUNet, inputs: dict[str, torch.Tensor],
+              runs: int) -> tuple[float, float]:
+    """Median (wall, process CPU) milliseconds per forward after one warm-up run.
+
+    CPU time summed over threads tells how much work a forward took even when other
+    processes share the cores and stretch the wall time.
+    """
     sync = torch.cuda.synchronize if inputs["x"].is_cuda else (lambda: None)
-    times = []
+    wall, cpu = [], []
     with torch.inference_mode():
         for i in range(runs + 1):  # the first run warms up (allocator, kernel choice)
             sync()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             out = model(**inputs)
             sync()
             if i:
-                times.append(time.perf_counter() - start)
+                wall.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - start_cpu)
     assert torch.isfinite(out).all()
-    return 1000 * statistics.median(times)
+    return 1000 * statistics.median(wall), 1000 * statistics.median(cpu)
+
+
+def _report(label: str, flops: int, times: tuple[float, float]) -> None:
+    wall, cpu = times
+    print(f"  {label:26s} {wall:9.1f} ms  (cpu time {cpu:9.1f} ms)  "
+          f"{flops / wall / 1e6:8.1f} GFLOP/s", flush=True)
 
 
 def _to(inputs: dict[str, torch.Tensor], device: str,
@@ -87,14 +101,12 @@ def run_case(name: str, runs: int) -> None:
     torch.manual_seed(0)
     model = create_model(options).eval()
     for label, fmt in cpu_variants(model):
-        ms = median_ms(model, _to(inputs, "cpu", fmt), runs)
-        print(f"  {label:26s} {ms:9.1f} ms   {flops / ms / 1e6:8.1f} GFLOP/s", flush=True)
+        _report(label, flops, median_ms(model, _to(inputs, "cpu", fmt), runs))
     if torch.cuda.is_available():
         for dtype in (torch.float16, torch.bfloat16):
             model.to(device="cuda", dtype=dtype, memory_format=torch.contiguous_format)
-            ms = median_ms(model, _to(inputs, "cuda", torch.contiguous_format), 10 * runs)
-            label = f"cuda {str(dtype).removeprefix('torch.')}"
-            print(f"  {label:26s} {ms:9.1f} ms   {flops / ms / 1e6:8.1f} GFLOP/s", flush=True)
+            times = median_ms(model, _to(inputs, "cuda", torch.contiguous_format), 10 * runs)
+            _report(f"cuda {str(dtype).removeprefix('torch.')}", flops, times)
     else:
         print("  (CUDA not available)")
 
@@ -105,9 +117,14 @@ def main() -> None:
     parser.add_argument("--case", choices=sorted(CASES), action="append",
                         help="only these cases (default: all)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {_load()}")
     for name in args.case or CASES:
         run_case(name, args.runs)
+    print(f"\nat the end: {_load()}")
+
+
+def _load() -> str:
+    return "load average " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -196,7 +196,7 @@ def _randomize(model: nn.Module, seed: int) -> None:
             noise = torch.randn(tensor.shape, generator=generator, dtype=torch.float32)
             if tensor.dim() >= 2:
                 values = noise / (tensor[0].numel() ** 0.5)
-            elif key.endswith("weight"):
+            elif key.endswith(("weight", ".g")):  # norm gains ("g" in the CLIP encoders)
                 values = 1 + 0.2 * noise
             else:
                 values = 0.1 * noise
@@ -209,14 +209,19 @@ def _build_tiny(name: str, options: dict[str, Any]) -> nn.Module:
         from glide_ui.openai_clip import tiny_openai_clip
 
         return tiny_openai_clip(seed)
-    with torch.device("cpu"):
+    # Built on meta and filled from our own generator: no default init, no global RNG use.
+    with torch.device("meta"):
         model = _build(name, options)
+    model = model.to_empty(device="cpu")
     _randomize(model, seed)
     return model
 
 
 def _prepare(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
     model = model.to(device=device, dtype=dtype)
+    for module in model.modules():
+        if isinstance(module, nn.LayerNorm):  # OpenAI CLIP's LayerNorm runs in fp32
+            module.float()
     model.eval()
     model.requires_grad_(False)
     return model

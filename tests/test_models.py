@@ -121,7 +121,11 @@ def test_every_tiny_model_loads_and_bf16_is_honoured() -> None:
     manager = _tiny(dtype="bf16")
     for name in (*GLIDE, "ViT-B/32"):
         model = manager.get(name)
-        assert {p.dtype for p in model.parameters()} == {torch.bfloat16}, name
+        norms = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm)
+                 for p in m.parameters()}
+        dtypes = {p.dtype for p in model.parameters() if id(p) not in norms}
+        assert dtypes == {torch.bfloat16}, name
+        assert {p.dtype for p in model.parameters() if id(p) in norms} <= {torch.float32}
     status = manager.status()
     assert status.dtype == "bfloat16" and status.notice == models.TINY_NOTICE
     assert {m.name for m in status.loaded} == {*GLIDE, "ViT-B/32"}
@@ -288,3 +292,22 @@ def test_bad_cached_file_is_refused_moved_aside_and_fetched_again(
         manager.get("base")  # the next try downloads it again
     assert server.requests == [("/base.pt", None)]
     assert manager.status().loaded == []
+
+
+def test_tiny_models_leave_the_global_rng_alone() -> None:
+    before = torch.random.get_rng_state()
+    for name in (*GLIDE, "clip/image-enc"):
+        _tiny().get(name)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_tiny_noise_aware_clip_norm_gains_are_near_one() -> None:
+    encoder = _tiny().get("clip/image-enc")
+    gains = [t for k, t in encoder.state_dict().items() if k.endswith(".g")]
+    assert gains and all((g - 1).abs().mean() < 0.5 for g in gains)
+
+
+def test_openai_clip_ranks_in_bf16() -> None:
+    clip = _tiny(dtype="bf16").get("ViT-B/32")
+    scores = clip.similarity(torch.zeros(2, 3, 64, 64), "a grey square")
+    assert scores.shape == (2,) and torch.isfinite(scores.float()).all()

@@ -14,8 +14,6 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-ROOT = Path(__file__).resolve().parent
-ASSETS = ROOT / "assets"
 MAX_UPLOAD = "25mb"
 log = logging.getLogger("glide_ui.app")
 
@@ -69,6 +67,7 @@ def build(args: argparse.Namespace):
     from glide_ui.errors import GlideUIError
     from glide_ui.models import ModelManager
     from glide_ui.ui import Backend, build_demo
+    from glide_ui.ui.backend import ASSETS_DIR
     from glide_ui.ui.style import CSS, theme
 
     try:
@@ -85,7 +84,7 @@ def build(args: argparse.Namespace):
         log.warning(warning)
         print(warning, file=sys.stderr, flush=True)
     launch = dict(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-                  max_file_size=MAX_UPLOAD, allowed_paths=[str(ASSETS)], theme=theme(),
+                  max_file_size=MAX_UPLOAD, allowed_paths=[str(ASSETS_DIR)], theme=theme(),
                   css=CSS, show_error=False, footer_links=["api"])
     return demo, launch
 

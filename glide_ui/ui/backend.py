@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gradio as gr
 
 from glide_ui.models import ModelManager
 from glide_ui.ui.results import ResultStore
+
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+"""Example pictures shipped with the app (the only folder outside Gradio's own it serves)."""
 
 GPU_QUEUE = "glide-worker"
 """Concurrency group of every handler that runs a model: one at a time across all tabs."""

@@ -63,7 +63,8 @@ def build(backend: Backend) -> TabHandles:
                                                  GUIDANCE_SCALE_RANGE)
             with gr.Accordion("Advanced", open=False):
                 sampling = widgets.sampler_controls()
-            gr.Examples([[text] for text in EXAMPLES], inputs=prompt, label="Example prompts")
+            gr.Examples([[text] for text in EXAMPLES], inputs=prompt, label="Example prompts",
+                        api_visibility="private")
         with gr.Column(scale=6, min_width=320):
             area = widgets.run_area()
             with gr.Row():

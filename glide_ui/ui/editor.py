@@ -6,11 +6,12 @@ from io import BytesIO
 
 import gradio as gr
 from gradio.data_classes import FileData
+from PIL import Image
 
 from glide_ui.errors import RequestError
 from glide_ui.images import open_image
 
-BRUSH = gr.Brush(colors=[("#ff3030", 0.55)], color_mode="fixed", default_size=24)
+BRUSH = gr.Brush(colors=[("#ff3030", 0.55)], color_mode="fixed")
 
 
 def mask_editor(**kwargs) -> gr.ImageMask:
@@ -21,7 +22,7 @@ def mask_editor(**kwargs) -> gr.ImageMask:
     refused on its header and shown as a message. (Wrapping the instance rather than
     subclassing keeps Gradio from writing a .pyi stub next to this module.)
     """
-    options = dict(brush=BRUSH, eraser=gr.Eraser(default_size=24), layers=False,
+    options = dict(brush=BRUSH, eraser=gr.Eraser(), layers=False,
                    transforms=(), sources=("upload", "clipboard"), type="pil", format="png")
     editor = gr.ImageMask(**{**options, **kwargs})
     convert = editor.convert_and_format_image
@@ -33,6 +34,18 @@ def mask_editor(**kwargs) -> gr.ImageMask:
 
     editor.convert_and_format_image = checked_convert
     return editor
+
+
+def editor_value(path: str) -> dict:
+    """The editor value that loads the picture at `path` with nothing painted yet.
+
+    The blank layer matters: the browser editor drops the first change event after a new
+    value; one that comes with a layer spends it, so the first brush stroke updates the
+    model's-view preview (a bare picture would leave that stroke unnoticed).
+    """
+    size = open_image(path).size
+    return {"background": path, "layers": [Image.new("RGBA", size, (0, 0, 0, 0))],
+            "composite": path}
 
 
 def check_image(file: FileData | bytes) -> None:

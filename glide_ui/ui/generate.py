@@ -88,7 +88,8 @@ def build(backend: Backend) -> TabHandles:
                                           info="One image per value, all from the same seed "
                                                "and noise, shown as a labelled grid.")
                 sweep_button = gr.Button("Run sweep")
-            gr.Examples([[text] for text in EXAMPLES], inputs=prompt, label="Example prompts")
+            gr.Examples([[text] for text in EXAMPLES], inputs=prompt, label="Example prompts",
+                        api_visibility="private")
         with gr.Column(scale=6, min_width=320):
             area = widgets.run_area()
             with gr.Row():

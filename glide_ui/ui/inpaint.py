@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 
 from glide_ui.errors import GlideUIError
@@ -11,14 +9,13 @@ from glide_ui.images import editor_background, mask_from_editor, mask_preview
 from glide_ui.pipelines.inpaint import inpaint as run_inpaint
 from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, MAX_MASK_PIXELS, InpaintRequest
 from glide_ui.ui import widgets
-from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles
+from glide_ui.ui.backend import ASSETS_DIR, GPU_QUEUE, Backend, TabHandles
 from glide_ui.ui.editor import mask_editor
 from glide_ui.ui.gpu import on_gpu
 from glide_ui.ui.settings import sampling_fields
 from glide_ui.ui.streaming import render, user_errors
 
 TAB_ID = "inpaint"
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
 EXAMPLES = [("chelsea.png", "chelsea-eyes.png", "a cat wearing round black sunglasses"),
             ("coffee.png", "coffee-cup.png", "a cup of green matcha latte with leaf latte art")]
 MASK_HINT = "Paint over the part of the picture to repaint; the model's view appears here."
@@ -27,9 +24,9 @@ MASK_HINT = "Paint over the part of the picture to repaint; the model's view app
 def example_rows() -> list[list]:
     rows = []
     for background, layer, prompt in EXAMPLES:
-        if (ASSETS / background).exists():
-            value = {"background": str(ASSETS / background),
-                     "layers": [str(ASSETS / "masks" / layer)], "composite": None}
+        if (ASSETS_DIR / background).exists():
+            value = {"background": str(ASSETS_DIR / background),
+                     "layers": [str(ASSETS_DIR / "masks" / layer)], "composite": None}
             rows.append([value, prompt])
     return rows
 
@@ -79,7 +76,13 @@ def build(backend: Backend) -> TabHandles:
     with gr.Row(equal_height=False):
         with gr.Column(scale=6, min_width=340):
             editor = mask_editor(label="Picture and mask (brush = repaint)", height=460,
-                                canvas_size=(640, 640), elem_id="inpaint-editor")
+                                 canvas_size=(640, 640), elem_id="inpaint-editor")
+        with gr.Column(scale=5, min_width=320):
+            model_mask = gr.Image(label="What the model sees (64 px)", format="png",
+                                  interactive=False, height=300, elem_id="inpaint-mask-preview")
+            mask_note = gr.Markdown(MASK_HINT, elem_id="inpaint-mask-note")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=6, min_width=340):
             prompt = widgets.prompt_box("what the painted region should show",
                                         label="Prompt for the painted region")
             buttons = widgets.run_buttons("Inpaint")
@@ -97,21 +100,18 @@ def build(backend: Backend) -> TabHandles:
             seed = widgets.seed_box()
             with gr.Accordion("Advanced", open=False):
                 sampling = widgets.sampler_controls()
-            gr.Examples(example_rows(), inputs=[editor, prompt], label="Example pictures")
+            examples = gr.Examples(example_rows(), inputs=[editor, prompt],
+                                   label="Example pictures", api_visibility="private")
         with gr.Column(scale=5, min_width=320):
-            with gr.Row():
-                model_mask = gr.Image(label="Mask as the model sees it (64 px)", format="png",
-                                      interactive=False, height=200, width=200,
-                                      elem_id="inpaint-mask-preview")
-                mask_note = gr.Markdown(MASK_HINT, elem_id="inpaint-mask-note")
-            area = widgets.run_area(preview_height=220)
-            with gr.Row():
-                original = gr.Image(label="Original", format="png", interactive=False)
-                result = gr.Image(label="Result (full size)", format="png", interactive=False,
-                                  elem_id="inpaint-result")
+            area = widgets.run_area(preview_height=260)
             actions = widgets.result_actions(area)
+    with gr.Row():
+        original = gr.Image(label="Original", format="png", interactive=False, height=480,
+                            elem_id="inpaint-original")
+        result = gr.Image(label="Result (full size)", format="png", interactive=False,
+                          height=480, elem_id="inpaint-result")
 
-    for trigger in (editor.change, mask_grow.release):
+    for trigger in (editor.change, mask_grow.release, examples.load_input_event.then):
         trigger(model_view, [editor, mask_grow], [model_mask, mask_note], queue=False,
                 api_visibility="private", show_progress="hidden", trigger_mode="always_last")
     area.gallery.select(_show_picked, None, result, queue=False, api_visibility="private")

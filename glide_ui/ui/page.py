@@ -6,6 +6,7 @@ import gradio as gr
 
 from glide_ui.ui import clip_guided, generate, inpaint, models_panel, png_info
 from glide_ui.ui.backend import Backend, TabHandles
+from glide_ui.ui.editor import editor_value
 from glide_ui.ui.widgets import picked_path
 
 INTRO = (
@@ -44,7 +45,7 @@ def _wire_send_to_inpaint(tabs: gr.Tabs, handles: list[TabHandles]) -> None:
     editor = next(h.controls["mask_editor"] for h in handles if h.tab_id == inpaint.TAB_ID)
 
     def send(gallery, selected):
-        return picked_path(gallery, selected), gr.Tabs(selected=inpaint.TAB_ID)
+        return editor_value(picked_path(gallery, selected)), gr.Tabs(selected=inpaint.TAB_ID)
 
     for handle in handles:
         handle.send_to_inpaint.click(send, [handle.gallery, handle.selected], [editor, tabs],

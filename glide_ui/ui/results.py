@@ -63,8 +63,19 @@ def gallery_items(paths: list[Path], result: Result) -> list[tuple[str, str]]:
     return [(str(path), caption(result, index)) for index, path in enumerate(paths)]
 
 
+PREVIEW_SIZE = 256  # small previews are enlarged to this (pixel for pixel) to be seen
+
+
 def preview_image(images: list[Image.Image]) -> Image.Image:
-    """One picture of a batch's previews (side by side when there are several)."""
+    """One picture of a batch's previews, enlarged, side by side when there are several."""
+    images = [_enlarged(image) for image in images]
     if len(images) == 1:
         return images[0]
     return make_grid(images, cols=min(len(images), 4), gap=2)
+
+
+def _enlarged(image: Image.Image) -> Image.Image:
+    factor = PREVIEW_SIZE // max(image.size)
+    if factor < 2:
+        return image
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)

@@ -89,9 +89,16 @@ def _format_seconds(seconds: float) -> str:
 
 def _step_html(state: _RunState, stage: str, step: int, total: int) -> str:
     remaining = state.eta.remaining(stage, step, total)
-    name = STAGE_NAMES.get(stage, stage)
+    name = stage_name(stage)
     detail = "" if remaining is None else f"about {_format_seconds(remaining)} left"
     return progress_html(f"{name}: step {step}/{total}", step / max(total, 1), detail)
+
+
+def stage_name(stage: str) -> str:
+    """"base" -> "Base model, 64 px"; a sweep's "guidance 3 · base" keeps its prefix."""
+    prefix, _, last = stage.rpartition(" · ")
+    name = STAGE_NAMES.get(last, last)
+    return f"{prefix} · {name}" if prefix else name
 
 
 def _notes_md(state: _RunState) -> str:

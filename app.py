@@ -15,7 +15,6 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 MAX_UPLOAD = "25mb"
-log = logging.getLogger("glide_ui.app")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,6 +61,12 @@ def read_auth(value: str | None) -> list[tuple[str, str]] | None:
     return pairs
 
 
+def warn_if_public(share: bool, auth: list | None) -> None:
+    if share and not auth:
+        print("WARNING: --share without --auth makes this app public: anyone with the link "
+              "can use your machine. Add --auth user:password.", file=sys.stderr, flush=True)
+
+
 def build(args: argparse.Namespace):
     """The Blocks app and the keyword arguments for its `launch()`."""
     from glide_ui.errors import GlideUIError
@@ -78,11 +83,7 @@ def build(args: argparse.Namespace):
     demo = build_demo(Backend(manager))
     demo.queue(default_concurrency_limit=1, max_size=max(1, args.queue_size))
     auth = read_auth(args.auth)
-    if args.share and not auth:
-        warning = ("WARNING: --share without --auth makes this app public: anyone with the "
-                   "link can use your machine. Add --auth user:password.")
-        log.warning(warning)
-        print(warning, file=sys.stderr, flush=True)
+    warn_if_public(args.share, auth)
     launch = dict(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
                   max_file_size=MAX_UPLOAD, allowed_paths=[str(ASSETS_DIR)], theme=theme(),
                   css=CSS, show_error=False, footer_links=["api"])

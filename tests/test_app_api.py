@@ -232,3 +232,59 @@ def test_a_full_queue_says_so(client):
     finally:
         for job in jobs:
             job.cancel()
+
+
+# --- app.py flags and the UI's conversions (no server needed) ----------------------------------
+
+
+def test_auth_from_a_pair_or_a_file(tmp_path):
+    from app import read_auth
+
+    assert read_auth("ann:secret:with:colons") == [("ann", "secret:with:colons")]
+    users = tmp_path / "users"
+    users.write_text("# team\nann:one\n\nbob:two\n")
+    assert read_auth(str(users)) == [("ann", "one"), ("bob", "two")]
+    for bad in ("no-colon", ":nopass", "nouser:"):
+        with pytest.raises(SystemExit, match="user:password"):
+            read_auth(bad)
+
+
+def test_share_without_auth_warns(capsys):
+    from app import parse_args, read_auth, warn_if_public
+
+    for flags, warned in ((["--share"], True), (["--share", "--auth", "ann:one"], False),
+                          ([], False)):
+        args = parse_args(flags)
+        warn_if_public(args.share, read_auth(args.auth))
+        assert ("--share without --auth" in capsys.readouterr().err) == warned, flags
+
+
+def test_a_recipe_maps_back_onto_the_widgets():
+    from glide_ui.pipelines.recipe import Recipe
+    from glide_ui.ui.settings import widget_values
+
+    clip = Recipe("clip_guided", "a cube", 9, {"clip_scale": 2.5, "base_respacing": "ddim50",
+                                               "upsample_respacing": "fast27",
+                                               "clip_source": "openai", "device": "cpu"})
+    assert widget_values(clip) == {"prompt": "a cube", "seed": 9, "batch_size": 1,
+                                   "guidance_scale": 2.5, "steps": 50,
+                                   "upsample_steps": "fast27", "clip_source": "openai"}
+    inpaint = Recipe("inpaint", "a hat", 3, {"guidance_scale": 5.0, "base_respacing": "10,10",
+                                             "mask_grow": 4, "mask_feather": 8})
+    values = widget_values(inpaint)
+    assert values["steps"] == 20 and values["mask_grow"] == 4 and values["mask_feather"] == 8
+
+
+def test_models_panel_shows_loaded_models_and_downloads():
+    from glide_ui.models import Fetching, LoadedModel, ManagerStatus
+    from glide_ui.ui.models_panel import render_status
+
+    status = ManagerStatus("official", "cuda:0", "float16", 8 * 2**30, 770 * 2**20,
+                           [LoadedModel("base", "cuda:0", "float16", 770 * 2**20, 1)],
+                           [Fetching("upsample", "upsample.pt", 400 * 2**20, 1600 * 2**20)],
+                           ["upsample"])
+    html = render_status(status)
+    assert "<td>base</td><td>cuda:0</td><td>float16</td><td>770.0 MB</td><td>yes</td>" in html
+    assert "Downloading upsample.pt" in html and "400.0 MB of 1.56 GB" in html
+    assert 'style="width:25.0%"' in html and "Loading <b>upsample</b>" in html
+    assert "8.00 GB budget" in html

@@ -7,9 +7,11 @@ settings from a PNG. Saves the screenshots the README shows (docs/screenshots/).
 
 from __future__ import annotations
 
+import io
 import shutil
 import time
 
+import numpy as np
 import pytest
 from app_server import ASSETS, ROOT, running_app
 from PIL import Image
@@ -152,8 +154,13 @@ def screenshot(page: Page, name: str) -> None:
 
 def test_generate_shows_changing_previews_then_results(page):
     expect(page.locator("#tiny-banner")).to_contain_text("noise, not pictures")
+    # The first test of the module: the server has loaded nothing yet (lazy loading).
+    expect(panel(page, "Models").locator("#models-panel")).to_contain_text("No model loaded")
     tab, previews = generate(page, "an oil painting of a corgi", seed=42, batch_size=2)
     assert len(previews) >= 2, "the live preview did not change while denoising"
+    first, last = (np.asarray(Image.open(io.BytesIO(page.request.get(src).body())))
+                   for src in (previews[0], previews[-1]))
+    assert not np.array_equal(first, last), "the previews all showed the same picture"
     assert gallery_captions(tab) == ["seed 42", "seed 43"]
     screenshot(page, "generate")
 
@@ -256,12 +263,23 @@ def test_clip_guided_compares_with_classifier_free(page):
     screenshot(page, "clip_guided")
 
 
-def test_an_error_is_a_message_and_keeps_the_inputs(page):
+def test_an_error_is_a_message_and_keeps_inputs_and_results(page):
     tab = panel(page, "Inpaint")
     tab.get_by_label("Prompt for the painted region").fill("keep this prompt")
     tab.get_by_role("button", name="Inpaint", exact=True).click()
     expect(page.get_by_text("Upload an image to inpaint first.").first).to_be_visible()
     expect(tab.get_by_label("Prompt for the painted region")).to_have_value("keep this prompt")
+
+    tab = panel(page, "CLIP-guided")
+    tab.get_by_label("Prompt").fill("a red cube")
+    tab.get_by_label("Seed (-1 = random)").fill("8")
+    fast_settings(tab)
+    run_and_watch(tab, "Generate with CLIP guidance")
+    tab.get_by_label("Prompt").fill("   ")
+    tab.get_by_role("button", name="Generate with CLIP guidance").click()
+    expect(page.get_by_text("Write a prompt").first).to_be_visible()
+    assert gallery_captions(tab) == ["seed 8"], "the error wiped the results"
+    assert progress_text(tab).startswith("Done")
     assert "Traceback" not in page.content()
 
 

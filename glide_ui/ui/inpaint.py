@@ -114,7 +114,8 @@ def build(backend: Backend) -> TabHandles:
     for trigger in (editor.change, mask_grow.release, examples.load_input_event.then):
         trigger(model_view, [editor, mask_grow], [model_mask, mask_note], queue=False,
                 api_visibility="private", show_progress="hidden", trigger_mode="always_last")
-    area.gallery.select(_show_picked, None, result, queue=False, api_visibility="private")
+    area.gallery.select(_show_picked, area.gallery, result, queue=False,
+                        api_visibility="private")
 
     inputs = [editor, prompt, batch_size, seed, guidance_scale, mask_grow, mask_feather,
               *sampling.inputs()]
@@ -135,7 +136,7 @@ def build(backend: Backend) -> TabHandles:
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls)
 
 
-def _show_picked(event: gr.SelectData):
-    value = event.value or {}
-    image = value.get("image") if isinstance(value, dict) else None
-    return image.get("path") if isinstance(image, dict) else gr.skip()
+def _show_picked(gallery, event: gr.SelectData):
+    # The file comes from the gallery's value, which Gradio has checked is one of its own
+    # files; the event's payload is only trusted for the index.
+    return widgets.picked_path(gallery, event.index)

@@ -60,7 +60,10 @@ def restore_handler(tabs: gr.Tabs, handles: list[TabHandles]):
     def restore(recipe_json: str) -> dict:
         if not recipe_json:
             raise gr.Error("Drop a PNG made here first.")
-        recipe = Recipe.from_json(recipe_json)
+        try:
+            recipe = Recipe.from_json(recipe_json)
+        except (ValueError, TypeError):
+            raise gr.Error("This recipe cannot be read; drop the PNG again.") from None
         tab_id = PIPELINE_TABS.get(recipe.pipeline)
         target = next((h for h in handles if h.tab_id == tab_id), None)
         if target is None:

@@ -63,6 +63,7 @@ class _Eta:
 class _RunState:
     eta: _Eta = field(default_factory=_Eta)
     notes: list[str] = field(default_factory=list)
+    last_sent: float = 0.0  # when the last step update went out
 
 
 def progress_html(label: str, fraction: float, detail: str = "") -> str:
@@ -108,35 +109,48 @@ def _notes_md(state: _RunState) -> str:
 def render(events: Iterator[Event], store: ResultStore) -> Iterator[tuple]:
     """Yield (preview, progress, gallery, notes) updates; `gr.skip()` where nothing changed.
 
-    Step-only updates are sent at most every PROGRESS_INTERVAL seconds (the pipeline already
-    throttles previews); the last update shows the final images in the preview too, so an
-    API client's result holds them as well as the gallery (the labelled grid of a sweep).
+    Nothing is sent before the pipeline's first event, so a request it refuses leaves the
+    page as it was (the message shows on its own). Step-only updates are sent at most every
+    PROGRESS_INTERVAL seconds (the pipeline already throttles previews); the last update
+    shows the final images in the preview too, so an API client's result holds them as
+    well as the gallery (the labelled grid of a sweep).
     """
     state = _RunState()
-    skip = gr.skip
-    last_sent = 0.0
-    yield skip(), progress_html("Starting…", 0.0), skip(), ""
+    first = True
     for event in events:
-        if isinstance(event, Status):
-            if event.level == "warning":
-                state.notes.append(f"⚠️ {event.text}")
-                gr.Warning(event.text)
-            yield skip(), progress_html(event.text, 0.0), skip(), _notes_md(state)
-        elif isinstance(event, Progress):
-            bar = _step_html(state, event.stage, event.step, event.total)
-            now = time.monotonic()
-            if now - last_sent >= PROGRESS_INTERVAL or event.step in (1, event.total):
-                last_sent = now
-                yield skip(), bar, skip(), skip()
-        elif isinstance(event, Preview):
-            bar = _step_html(state, event.stage, event.step, event.total)
-            last_sent = time.monotonic()
-            yield preview_image(event.images), bar, skip(), skip()
-        elif isinstance(event, Result):
-            paths = store.save(event)
-            done = progress_html(f"Done: {len(paths)} image(s)", 1.0)
-            overview = event.grid if event.grid is not None else preview_image(event.images)
-            yield overview, done, gallery_items(paths, event), _notes_md(state)
+        update = _update(event, state, store)
+        if update is None:
+            continue
+        if first:  # the previous run's notes go
+            update = (*update[:3], _notes_md(state))
+            first = False
+        yield update
+
+
+def _update(event: Event, state: _RunState, store: ResultStore) -> tuple | None:
+    skip = gr.skip
+    if isinstance(event, Status):
+        if event.level == "warning":
+            state.notes.append(f"⚠️ {event.text}")
+            gr.Warning(event.text)
+        return skip(), progress_html(event.text, 0.0), skip(), _notes_md(state)
+    if isinstance(event, Progress):
+        bar = _step_html(state, event.stage, event.step, event.total)
+        now = time.monotonic()
+        if now - state.last_sent < PROGRESS_INTERVAL and event.step not in (1, event.total):
+            return None
+        state.last_sent = now
+        return skip(), bar, skip(), skip()
+    if isinstance(event, Preview):
+        state.last_sent = time.monotonic()
+        bar = _step_html(state, event.stage, event.step, event.total)
+        return preview_image(event.images), bar, skip(), skip()
+    if isinstance(event, Result):
+        paths = store.save(event)
+        done = progress_html(f"Done: {len(paths)} image(s)", 1.0)
+        overview = event.grid if event.grid is not None else preview_image(event.images)
+        return overview, done, gallery_items(paths, event), _notes_md(state)
+    return None
 
 
 def user_errors(handler: Callable) -> Callable:

@@ -15,3 +15,9 @@ def reference_dir() -> Path:
 @pytest.fixture(scope="session")
 def ref_dir() -> Path:
     return reference_dir()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    from robust_cases import report
+
+    report(terminalreporter.write_line)

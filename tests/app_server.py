@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,18 +38,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(*flags: str) -> Iterator[RunningApp]:
-    """`python app.py --models tiny <flags>` on a free port, its own temp and cache dirs."""
+def running_app(*flags: str, script: Path = ROOT / "app.py",
+                env: dict[str, str] | None = None) -> Iterator[RunningApp]:
+    """`python app.py --models tiny <flags>` on a free port, its own temp and cache dirs.
+
+    `script` runs instead of app.py (a test wrapper that calls `app.main`, e.g. one that
+    injects faults); `env` adds environment variables.
+    """
     temp_dir = Path(tempfile.mkdtemp(prefix="glide-ui-test-"))
     port = free_port()
     env = {**os.environ, "GRADIO_TEMP_DIR": str(temp_dir / "gradio"),
            "GLIDE_CACHE_DIR": str(temp_dir / "cache"), "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", **(env or {})}
     log = temp_dir / "app.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--models", "tiny", "--port", str(port),
-             *flags], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            [sys.executable, str(script), "--models", "tiny", "--port", str(port), *flags],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     app = RunningApp(f"http://127.0.0.1:{port}/", process.pid, log, temp_dir)
     try:
         _wait_until_serving(app, process)
@@ -71,6 +77,8 @@ def _wait_until_serving(app: RunningApp, process: subprocess.Popen) -> None:
             with urllib.request.urlopen(app.url + "config", timeout=5) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError:
+            return  # it answers (a login is required: --auth)
         except OSError:
             pass
         time.sleep(0.5)

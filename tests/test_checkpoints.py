@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import os
 import random
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from file_server import FileServer, serving
 from torch import nn
 
 from glide_ui import checkpoints as ckpt
@@ -25,80 +25,11 @@ from glide_ui import checkpoints as ckpt
 PAYLOAD = random.Random(0).randbytes(3_000_000)
 
 
-class FileServer(http.server.ThreadingHTTPServer):
-    """Serves `files` (path -> bytes) with optional Range support and scripted cuts."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.files: dict[str, bytes] = {}
-        self.honor_range = True
-        self.cuts: list[int] = []  # the next responses stop after this many body bytes
-        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
-        self.lock = threading.Lock()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-    def spec(self, path: str = "/model.pt", **changes: object) -> ckpt.CheckpointSpec:
-        data = self.files[path]
-        base = ckpt.CheckpointSpec("test-model", Path(path).name, self.url(path), len(data))
-        return dataclasses.replace(base, **changes)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: FileServer
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        with self.server.lock:
-            self.server.requests.append((self.path, self.headers.get("Range")))
-            cut = self.server.cuts.pop(0) if self.server.cuts else None
-        data = self.server.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        start = self._range_start(len(data))
-        if start is None:
-            return
-        body = data[start:]
-        if start:
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body if cut is None else body[:cut])
-        self.close_connection = cut is not None
-
-    def _range_start(self, size: int) -> int | None:
-        header = self.headers.get("Range")
-        if not header or not self.server.honor_range:
-            return 0
-        start = int(re.fullmatch(r"bytes=(\d+)-", header).group(1))
-        if start >= size:
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{size}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return None
-        return start
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    srv = FileServer()
-    srv.files["/model.pt"] = PAYLOAD
-    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving({"/model.pt": PAYLOAD}) as srv:
+        yield srv
 
 
 def _sha(data: bytes) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import gc
 import html
 import logging
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -167,11 +169,25 @@ def user_errors(handler: Callable) -> Callable:
         except gr.Error:
             raise
         except GlideUIError as error:
-            raise gr.Error(str(error)) from None
+            message = str(error)
         except Exception as error:  # anything else is a bug or a fault: log it, say it plainly
-            raise gr.Error(unexpected_error_message(error)) from None
+            message = unexpected_error_message(error)
+            _release(error)
+        else:
+            return
+        # Raised outside the `except` block: the gr.Error carries no link to the failure,
+        # whose traceback holds the frames (and tensors) of the run.
+        raise gr.Error(message)
 
     return guarded
+
+
+def _release(error: BaseException) -> None:
+    """Let the memory of a failed run go: clear the frames its traceback holds (a step's
+    activations after an out-of-memory error) and collect them at once."""
+    traceback.clear_frames(error.__traceback__)
+    error.__traceback__ = None
+    gc.collect()
 
 
 def unexpected_error_message(error: BaseException) -> str:

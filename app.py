@@ -69,6 +69,8 @@ def warn_if_public(share: bool, auth: list | None) -> None:
 
 def build(args: argparse.Namespace):
     """The Blocks app and the keyword arguments for its `launch()`."""
+    import gradio as gr
+
     from glide_ui.errors import GlideUIError
     from glide_ui.models import ModelManager
     from glide_ui.ui import Backend, build_demo
@@ -80,7 +82,10 @@ def build(args: argparse.Namespace):
                                max_memory=args.max_memory, checkpoints_dir=args.checkpoints)
     except (GlideUIError, ValueError, RuntimeError) as error:
         raise SystemExit(f"glide-ui: {error}") from None
-    demo = build_demo(Backend(manager))
+    backend = Backend(manager)
+    demo = build_demo(backend)
+    with demo:  # read-only, outside the queue: answers while a request runs
+        gr.api(backend.models_status, api_name="models_status", queue=False)
     demo.queue(default_concurrency_limit=1, max_size=max(1, args.queue_size))
     auth = read_auth(args.auth)
     warn_if_public(args.share, auth)

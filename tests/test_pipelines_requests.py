@@ -122,7 +122,7 @@ def test_inpaint_mask_checks():
     with pytest.raises(RequestError, match="40 x 30"):
         validate(inpaint_request(mask=np.ones((40, 30), dtype=bool)))
     checked, notices = validate(inpaint_request(mask=np.ones((30, 40), dtype=bool)))
-    assert "whole image" in notices[0].text and notices[0].level == "info"
+    assert "whole image" in notices[0].text and notices[0].level == "warning"
     for changes in ({"mask_grow": -1}, {"mask_feather": 10_000}):
         with pytest.raises(RequestError, match="Mask"):
             validate(inpaint_request(**changes))

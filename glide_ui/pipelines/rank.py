@@ -18,11 +18,17 @@ from glide_ui.pipelines.events import Event, Result
 from glide_ui.pipelines.requests import clean_prompt
 
 DEFAULT_RANKER = "ViT-B/32"
+MAX_RANK_IMAGES = 64  # the largest gallery the app makes: a sweep of 8 values x batch 8
 
 
-def rank(images: Sequence[Image.Image], prompt: str, manager: Any,
+def rank(images: Iterable[Image.Image], prompt: str, manager: Any,
          model: str = DEFAULT_RANKER) -> list[float]:
-    """Cosine similarity of each image with `prompt` under OpenAI CLIP `model`."""
+    """Cosine similarity of each image with `prompt` under OpenAI CLIP `model`.
+
+    `images` may be a lazy iterable (e.g. decoding files one by one): each is scored and
+    let go before the next is taken."""
+    if isinstance(images, Sequence):
+        check_rank_count(len(images))
     prompt = _ranking_prompt(prompt, model)
     with manager.use(model) as (clip_model,):
         clip = as_openai_clip(clip_model)
@@ -32,6 +38,11 @@ def rank(images: Sequence[Image.Image], prompt: str, manager: Any,
             # One image per call, so a score does not depend on its batch (see per_image).
             return [float(clip.encode_images(pil_to_tensor(image).to(device))[0] @ text)
                     for image in images]
+
+
+def check_rank_count(count: int) -> None:
+    if count > MAX_RANK_IMAGES:
+        raise RequestError(f"Rank at most {MAX_RANK_IMAGES} images at once, not {count}.")
 
 
 def best_first(result: Result, scores: Sequence[float]) -> Result:

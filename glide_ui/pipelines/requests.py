@@ -172,7 +172,7 @@ def _validate_inpaint(request: InpaintRequest) -> tuple[InpaintRequest, list[Sta
         raise RequestError("The mask is empty: paint over the part of the image to change.")
     if mask.all():
         notices.append(Status("The mask covers the whole image: nothing of it is kept, the "
-                              "result comes from the prompt alone."))
+                              "result comes from the prompt alone.", "warning"))
     return replace(request, image=image, mask=mask, **changes), notices
 
 
@@ -193,7 +193,7 @@ def clean_prompt(prompt: object) -> tuple[str, list[Status]]:
     if controls:
         text = "".join(" " if _is_control(char) else char for char in text)
         notices.append(Status(f"Replaced {controls} control character(s) in the prompt with "
-                              "spaces."))
+                              "spaces.", "warning"))
     if len(text) > MAX_PROMPT_CHARS:
         text = text[:MAX_PROMPT_CHARS]
         notices.append(Status(f"The prompt is longer than {MAX_PROMPT_CHARS} characters; "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -21,6 +21,11 @@ GPU_QUEUE = "glide-worker"
 class Backend:
     manager: ModelManager
     store: ResultStore = field(default_factory=ResultStore)
+
+    def models_status(self) -> dict:
+        """What the Models tab shows, as data: model set, device, dtype, memory budget and
+        use, loaded models, downloads (the read-only "/models_status" endpoint)."""
+        return asdict(self.manager.status())
 
 
 @dataclass

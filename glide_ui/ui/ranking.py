@@ -6,7 +6,7 @@ import re
 
 from glide_ui.images import load_image
 from glide_ui.models import ModelManager
-from glide_ui.pipelines.rank import rank
+from glide_ui.pipelines.rank import check_rank_count, rank
 from glide_ui.ui.streaming import user_errors
 
 _OLD_SCORE = re.compile(r"(^|\s·\s)CLIP -?[0-9.]+(?=$|\s·\s)")
@@ -16,9 +16,11 @@ def rank_gallery(items: list | None, prompt: str, manager: ModelManager) -> list
     """Gallery items (path, caption) best match first, each caption led by its CLIP score."""
     if not items:
         return []
+    check_rank_count(len(items))
     paths = [item[0] for item in items]
     captions = [_OLD_SCORE.sub("", item[1] or "").strip(" ·") for item in items]
-    scores = rank([load_image(path) for path in paths], prompt, manager)
+    # Decoded one at a time as they are scored, not all held at once.
+    scores = rank((load_image(path) for path in paths), prompt, manager)
     order = sorted(range(len(scores)), key=lambda i: -scores[i])
     return [(paths[i], " · ".join(filter(None, (f"CLIP {scores[i]:.3f}", captions[i]))))
             for i in order]

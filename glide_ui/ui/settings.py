@@ -9,13 +9,17 @@ from glide_ui.pipelines.recipe import Recipe
 
 def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: str,
                     upsample_temp: float) -> dict[str, Any]:
-    """Request keyword arguments from the "Advanced" sampler widgets."""
+    """Request keyword arguments from the "Advanced" sampler widgets.
+
+    Numbers are passed on as sent: the request's validation refuses a fractional, NaN or
+    non-numeric value with a message naming the field (a conversion here would crash on
+    them, or quietly turn 2.5 steps into 2)."""
     return {
         "sampler": sampler,
-        "base_respacing": str(int(steps)),
+        "base_respacing": steps,
         "upsample": bool(upsample),
         "upsample_respacing": str(upsample_steps),
-        "upsample_temp": float(upsample_temp),
+        "upsample_temp": upsample_temp,
     }
 
 

@@ -222,6 +222,10 @@ def _prepare(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.M
     for module in model.modules():
         if isinstance(module, nn.LayerNorm):  # OpenAI CLIP's LayerNorm runs in fp32
             module.float()
+    if device.type == "cpu" and dtype == torch.bfloat16:
+        # oneDNN's bf16 convolutions (AMX / AVX512-BF16) work in NHWC: with NCHW weights
+        # every convolution converts its input and output (bench: `python -m bench`).
+        model.to(memory_format=torch.channels_last)
     model.eval()
     model.requires_grad_(False)
     return model

@@ -1,12 +1,16 @@
 """Building blocks shared by the GLIDE networks.
 
 Norms compute and return float32 whatever the module dtype (a bf16/fp16 model keeps its
-statistics accurate); callers cast the result to the dtype of the next layer.
+statistics accurate); callers cast the result to the dtype of the next layer. The UNet
+uses the fused forms `group_norm_as_input` / `norm_silu` and, for bf16 on the CPU,
+`conv2d` / `linear` with prepacked oneDNN weights; in float32 they compute exactly what
+the plain layers do.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +26,53 @@ class GroupNorm32(nn.GroupNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(),
                             self.eps)
+
+
+FUSED_NORMS = True
+"""bf16 on the CPU: normalise in one mixed-precision kernel (bf16 in, float32 arithmetic,
+bf16 out) instead of converting to float32 and back around it. A switch for the bench."""
+
+
+def _fused(x: torch.Tensor) -> bool:
+    return FUSED_NORMS and x.dtype != torch.float32 and x.device.type == "cpu"
+
+
+def group_norm_as_input(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+    """norm(x) with float32 statistics and affine map, returned in x's dtype."""
+    if _fused(x):
+        return F.group_norm(x, norm.num_groups, norm.weight, norm.bias, norm.eps)
+    return norm(x).to(x.dtype)
+
+
+def norm_silu(norm: nn.GroupNorm, x: torch.Tensor, scale: torch.Tensor | None = None,
+              shift: torch.Tensor | None = None) -> torch.Tensor:
+    """silu(norm(x) * (1 + scale) + shift) (scale-shift optional), returned in x's dtype.
+
+    Computed in float32 (float32 x gives the reference's numbers bit for bit), except on
+    the fused CPU path: there the scale-shift is folded into the norm's affine map (per
+    row, in float32), so one mixed-precision kernel gives the scaled, shifted norm rounded
+    once to x's dtype, and SiLU follows in that dtype. Without autograd SiLU runs in place.
+    """
+    if _fused(x):
+        h = _scaled_group_norm(norm, x, scale, shift)
+    else:
+        h = norm(x)
+        if scale is not None and shift is not None:
+            h = h * (1 + scale.float()) + shift.float()
+    return F.silu(h, inplace=not h.requires_grad).to(x.dtype)
+
+
+def _scaled_group_norm(norm: nn.GroupNorm, x: torch.Tensor, scale: torch.Tensor | None,
+                       shift: torch.Tensor | None) -> torch.Tensor:
+    """norm(x) * (1 + scale) + shift as F.group_norm with a per-row affine map."""
+    if scale is None or shift is None:
+        return group_norm_as_input(norm, x)
+    gain = 1 + scale.float().flatten(1)  # [N, C]
+    weight = norm.weight.float() * gain
+    bias = norm.bias.float() * gain + shift.float().flatten(1)
+    rows = [F.group_norm(x[i:i + 1], norm.num_groups, weight[i], bias[i], norm.eps)
+            for i in range(len(x))]
+    return rows[0] if len(rows) == 1 else torch.cat(rows)
 
 
 class LayerNorm(nn.LayerNorm):
@@ -70,3 +121,84 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     """
     scale = q.shape[-1] ** -0.5
     return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
+
+
+# --- oneDNN weight prepacking (CPU, low precision, inference) ---------------------------------
+#
+# A bf16 convolution on the CPU reorders its weight into oneDNN's blocked layout on every
+# call. Where the weight is large next to the activations (the deep, small-spatial levels)
+# that reorder costs more than the convolution itself, so such layers keep a prepacked
+# copy of their weight (made on first use, remade when the weight changes) and call
+# oneDNN's prepacked kernels. Large-spatial layers stay on the ordinary path, which
+# measured faster there.
+
+PACK_MAX_PIXELS = 64 * 64 * 2
+"""Convolutions whose input has at most this many pixels (batch x height x width) use a
+prepacked weight: all of the base model (64 px, 2 rows for guidance) and the upsampler
+up to its 64 px level. Measured on the full-size models (`python -m bench.levers`): the
+upsampler's 128 and 256 px levels run faster on the ordinary path."""
+
+_PACKED_ATTR = "_glide_packed"
+
+
+def _prepacking_available() -> bool:
+    try:
+        return (torch.backends.mkldnn.is_available()
+                and torch.ops.mkldnn._convolution_pointwise is not None
+                and torch.ops.mkldnn._linear_pointwise is not None)
+    except (AttributeError, RuntimeError):
+        return False
+
+
+PREPACKING = _prepacking_available()
+
+
+def _wants_packing(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (PREPACKING and x.device.type == "cpu" and x.dtype == torch.bfloat16
+            and weight.dtype == torch.bfloat16
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
+
+
+def _packed_weight(module: nn.Module, key: tuple, pack: Any) -> torch.Tensor:
+    """The module's packed weight for `key`, made by `pack()` when missing or stale."""
+    weight = module.weight
+    stamp = (weight.data_ptr(), weight._version, weight.dtype, weight.shape)
+    cache = module.__dict__.get(_PACKED_ATTR)
+    if cache is None or cache[0] != stamp:
+        cache = module.__dict__[_PACKED_ATTR] = (stamp, {})
+    packs = cache[1]
+    if key not in packs:
+        packs[key] = pack()
+    return packs[key]
+
+
+def conv2d(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """conv(x); on the CPU in bf16 without autograd, small inputs use a prepacked weight."""
+    pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    if not _wants_packing(x, conv.weight) or pixels > PACK_MAX_PIXELS or conv.groups != 1:
+        return conv(x)
+    args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+    weight = _packed_weight(conv, tuple(x.shape), lambda: torch.ops.mkldnn
+                            ._reorder_convolution_weight(conv.weight, *args, list(x.shape)))
+    return torch.ops.mkldnn._convolution_pointwise(x, weight, conv.bias, *args, "none", [], "")
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+           owner: nn.Module) -> torch.Tensor:
+    """F.linear(x, weight, bias); on the CPU in bf16 without autograd, with a packed weight
+    cached on `owner` (whose `weight` is `weight` up to a view)."""
+    if not _wants_packing(x, weight):
+        return F.linear(x, weight, bias)
+    packed = _packed_weight(owner, (), lambda: torch.ops.mkldnn._reorder_linear_weight(
+        weight.contiguous(), None))
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+def packed_bytes(model: nn.Module) -> int:
+    """Bytes of the prepacked weight copies `model`'s layers hold (made on first use)."""
+    total = 0
+    for module in model.modules():
+        cache = module.__dict__.get(_PACKED_ATTR)
+        if cache is not None:
+            total += sum(t.numel() * t.element_size() for t in cache[1].values())
+    return total

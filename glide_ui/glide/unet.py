@@ -13,7 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nn import GroupNorm32, attention, merge_heads, split_heads, timestep_embedding
+from .nn import (
+    GroupNorm32,
+    attention,
+    conv2d,
+    group_norm_as_input,
+    linear,
+    merge_heads,
+    norm_silu,
+    split_heads,
+    timestep_embedding,
+)
 from .options import parse_attention_resolutions, parse_channel_mult
 from .text import TextCondition, TextEncoderMixin
 
@@ -26,7 +36,7 @@ def _conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
 
 def _pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     """A kernel-1 Conv1d applied to token-major x [B, T, C_in] -> [B, T, C_out]."""
-    return F.linear(x, conv.weight[..., 0], conv.bias)
+    return linear(x, conv.weight[..., 0], conv.bias, conv)
 
 
 def _resample(x: torch.Tensor, direction: str | None) -> torch.Tensor:
@@ -35,6 +45,11 @@ def _resample(x: torch.Tensor, direction: str | None) -> torch.Tensor:
     if direction == "down":
         return F.avg_pool2d(x, kernel_size=2, stride=2)
     return x
+
+
+def _add(h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """h + residual, into h when no gradient is recorded (h must be a fresh tensor)."""
+    return h + residual if h.requires_grad else h.add_(residual)
 
 
 class ResBlock(nn.Module):
@@ -55,14 +70,16 @@ class ResBlock(nn.Module):
                                 else nn.Conv2d(channels, out_channels, 1))
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        norm, act, conv = self.in_layers
-        h = _resample(act(norm(x)), self.resample)
+        norm, _, conv = self.in_layers
+        h = conv2d(conv, _resample(norm_silu(norm, x), self.resample))
         x = _resample(x, self.resample)
-        h = conv(h.to(x.dtype))
-        scale, shift = self.emb_layers(emb).float()[..., None, None].chunk(2, dim=1)
-        norm, act, dropout, conv = self.out_layers
-        h = act(norm(h) * (1 + scale) + shift)
-        return self.skip_connection(x) + conv(dropout(h.to(x.dtype)))
+        act, dense = self.emb_layers
+        scale_shift = linear(act(emb), dense.weight, dense.bias, dense)
+        scale, shift = scale_shift[..., None, None].chunk(2, dim=1)
+        norm, _, dropout, conv = self.out_layers
+        h = conv2d(conv, dropout(norm_silu(norm, h, scale, shift)))
+        skip = self.skip_connection
+        return _add(h, x if isinstance(skip, nn.Identity) else conv2d(skip, x))
 
 
 class AttentionBlock(nn.Module):
@@ -79,7 +96,7 @@ class AttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, xf_out: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = x.shape
-        h = self.norm(x).to(x.dtype).flatten(2).transpose(1, 2)
+        h = group_norm_as_input(self.norm, x).flatten(2).transpose(1, 2)
         q, k, v = split_heads(_pointwise(self.qkv, h), self.heads, 3)
         text_k, text_v = split_heads(_pointwise(self.encoder_kv, xf_out), self.heads, 2)
         h = attention(q, torch.cat([text_k, k], dim=2), torch.cat([text_v, v], dim=2))
@@ -97,7 +114,7 @@ class Blocks(nn.Sequential):
             elif isinstance(layer, AttentionBlock):
                 h = layer(h, xf_out)
             else:
-                h = layer(h)
+                h = conv2d(layer, h)
         return h
 
 
@@ -247,8 +264,8 @@ class Text2ImUNet(TextEncoderMixin, nn.Module):
         h = self.middle_block(h, emb, xf_out)
         for block in self.output_blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), emb, xf_out)
-        norm, act, conv = self.out
-        return conv(act(norm(h)).to(dtype)).float()
+        norm, _, conv = self.out
+        return conv2d(conv, norm_silu(norm, h)).float()
 
 
 def create_model(options: dict[str, Any]) -> Text2ImUNet:

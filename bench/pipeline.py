@@ -95,6 +95,41 @@ def median_steps(runs: list[RunTiming]) -> dict[str, float]:
             for stage in sorted(stages)}
 
 
+def preview_overhead(manager: ModelManager, base_respacing: str, upsample_respacing: str,
+                     runs: int = 1, interval: float = 0.5) -> dict[str, Any]:
+    """Runs text2im with previews on and off (after a warm-up run) and measures what the
+    previews add; the figures `main` prints, as a dict."""
+    for name in ("base", "upsample"):
+        manager.get(name)
+    request = Text2ImRequest(prompt="a corgi in a field of flowers", seed=0,
+                             base_respacing=base_respacing,
+                             upsample_respacing=upsample_respacing)
+    timed_run(manager, Text2ImRequest(prompt="warm up", seed=1, base_respacing="2",
+                                      upsample_respacing="2"))
+    modes = {"on": interval, "off": 3600.0}
+    timings: dict[str, list[RunTiming]] = {mode: [] for mode in modes}
+    for _ in range(runs):
+        for mode, seconds in modes.items():
+            run = timed_run(manager, replace(request, preview_interval=seconds))
+            timings[mode].append(run)
+            print(f"  previews {mode:3s}: {run.total:7.1f} s, {run.previews} previews, "
+                  f"first preview after {run.first_preview:.2f} s", flush=True)
+    medians = {mode: median_steps(runs_) for mode, runs_ in timings.items()}
+    spent = sum(run.preview_seconds for run in timings["on"])
+    total = sum(run.total for run in timings["on"])
+    return {
+        "base_respacing": base_respacing, "upsample_respacing": upsample_respacing,
+        "interval_s": interval, "runs": runs,
+        "step_s": {mode: medians[mode] for mode in modes},
+        "previews_per_run": timings["on"][0].previews,
+        "preview_seconds_per_run": spent / runs, "run_seconds": total / runs,
+        "overhead_percent": 100 * spent / (total - spent),
+        "first_preview_s": statistics.median(
+            run.first_preview for runs_ in timings.values() for run in runs_),
+        "conversion_ms": {size: conversion_ms(size) for size in (64, 256)},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-respacing", default="ddim10")
@@ -112,43 +147,26 @@ def main() -> None:
           f"{manager.device}, {str(manager.dtype).removeprefix('torch.')}, {_load()}")
     print(f"text2im batch 1: base {args.base_respacing} ({base_steps} steps, CFG = 2 rows), "
           f"upsampler {args.upsample_respacing} ({up_steps} steps)", flush=True)
-
     start = time.perf_counter()
     for name in ("base", "upsample"):
         manager.get(name)
     print(f"built full-size random models in {time.perf_counter() - start:.1f} s", flush=True)
+    print_preview_overhead(preview_overhead(manager, args.base_respacing,
+                                            args.upsample_respacing, args.runs,
+                                            args.preview_interval))
 
-    request = Text2ImRequest(prompt="a corgi in a field of flowers", seed=0,
-                             base_respacing=args.base_respacing,
-                             upsample_respacing=args.upsample_respacing)
-    warm = timed_run(manager, Text2ImRequest(prompt="warm up", seed=1, base_respacing="2",
-                                             upsample_respacing="2"))
-    print(f"warm-up run: {warm.total:.1f} s", flush=True)
 
-    modes = {"on": args.preview_interval, "off": float("inf")}
-    timings: dict[str, list[RunTiming]] = {mode: [] for mode in modes}
-    for _ in range(args.runs):
-        for mode, interval in modes.items():
-            interval = 3600.0 if interval == float("inf") else interval
-            run = timed_run(manager, replace(request, preview_interval=interval))
-            timings[mode].append(run)
-            print(f"  previews {mode:3s}: {run.total:7.1f} s, {run.previews} previews, "
-                  f"first preview after {run.first_preview:.2f} s", flush=True)
-
-    medians = {mode: median_steps(runs) for mode, runs in timings.items()}
-    for stage in medians["on"]:
-        on, off = medians["on"][stage], medians["off"][stage]
-        print(f"median {stage} step: {on:.3f} s with previews, {off:.3f} s without "
-              f"({100 * (on / off - 1):+.1f}%)")
-    for size in (64, 256):
-        print(f"making one preview image at {size} px: {conversion_ms(size):.2f} ms")
-    spent = sum(run.preview_seconds for run in timings["on"])
-    total = sum(run.total for run in timings["on"])
-    overhead = 100 * spent / (total - spent)
-    first = statistics.median(run.first_preview for runs in timings.values() for run in runs)
-    print(f"previews on: {1000 * spent / len(timings['on']):.0f} ms of previews per "
-          f"{total / len(timings['on']):.1f} s run; {_load()}")
-    print(f"preview overhead: {overhead:.2f}%; first preview after {first:.2f} s")
+def print_preview_overhead(result: dict[str, Any]) -> None:
+    on, off = result["step_s"]["on"], result["step_s"]["off"]
+    for stage in on:
+        print(f"median {stage} step: {on[stage]:.3f} s with previews, {off[stage]:.3f} s "
+              f"without ({100 * (on[stage] / off[stage] - 1):+.1f}%)")
+    for size, ms in result["conversion_ms"].items():
+        print(f"making one preview image at {size} px: {ms:.2f} ms")
+    print(f"previews on: {1000 * result['preview_seconds_per_run']:.0f} ms of previews per "
+          f"{result['run_seconds']:.1f} s run; {_load()}")
+    print(f"preview overhead: {result['overhead_percent']:.2f}%; first preview after "
+          f"{result['first_preview_s']:.2f} s")
 
 
 def _load() -> str:

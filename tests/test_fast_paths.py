@@ -122,6 +122,23 @@ def test_large_inputs_and_fp32_are_not_prepacked() -> None:
         assert packed_bytes(plain) == 0
 
 
+@pytest.mark.parametrize("side", [4, 64])  # prepacked weight / the layer's own weight
+def test_convolution_with_a_fused_addition_equals_conv_plus_add(side: int) -> None:
+    conv = _conv()
+    g = torch.Generator().manual_seed(3)
+    x, residual = (torch.randn(1, 32, side, side, generator=g).bfloat16()
+                   .contiguous(memory_format=torch.channels_last) for _ in range(2))
+    with torch.no_grad():
+        out = conv2d(conv, x, add=residual)
+        expected = conv(x).float() + residual.float()
+    assert out.dtype == torch.bfloat16
+    assert _rel_err(out, expected) <= 2 ** -7  # one bf16 rounding of the sum
+    plain = conv.float()
+    with torch.no_grad():
+        fp32 = conv2d(plain, x.float(), add=residual.float())
+    assert torch.equal(fp32, plain(x.float()) + residual.float())
+
+
 def test_packed_weight_follows_weight_changes() -> None:
     conv = _conv()
     x = torch.randn(1, 32, 4, 4).bfloat16().contiguous(memory_format=torch.channels_last)

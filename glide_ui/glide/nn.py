@@ -172,15 +172,32 @@ def _packed_weight(module: nn.Module, key: tuple, pack: Any) -> torch.Tensor:
     return packs[key]
 
 
-def conv2d(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """conv(x); on the CPU in bf16 without autograd, small inputs use a prepacked weight."""
-    pixels = x.shape[0] * x.shape[2] * x.shape[3]
-    if not _wants_packing(x, conv.weight) or pixels > PACK_MAX_PIXELS or conv.groups != 1:
-        return conv(x)
+def conv2d(conv: nn.Conv2d, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
+    """conv(x) (+ add); on the CPU in bf16 without autograd, small inputs use a prepacked
+    weight and the addition is done by the convolution's own kernel, in float32 before
+    its single rounding (saves a pass over the output at the large upsampler levels)."""
+    if not _wants_packing(x, conv.weight) or conv.groups != 1:
+        return _plus(conv(x), add)
     args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
-    weight = _packed_weight(conv, tuple(x.shape), lambda: torch.ops.mkldnn
-                            ._reorder_convolution_weight(conv.weight, *args, list(x.shape)))
-    return torch.ops.mkldnn._convolution_pointwise(x, weight, conv.bias, *args, "none", [], "")
+    weight = conv.weight
+    if x.shape[0] * x.shape[2] * x.shape[3] <= PACK_MAX_PIXELS:
+        weight = _packed_weight(conv, tuple(x.shape), lambda: torch.ops.mkldnn
+                                ._reorder_convolution_weight(conv.weight, *args, list(x.shape)))
+    elif add is None:
+        return conv(x)
+    if add is None:
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, conv.bias, *args, "none", [],
+                                                       "")
+    return torch.ops.mkldnn._convolution_pointwise.binary(
+        x, add.contiguous(memory_format=torch.channels_last), weight, conv.bias, *args, "add",
+        1.0, None, [], None)
+
+
+def _plus(h: torch.Tensor, add: torch.Tensor | None) -> torch.Tensor:
+    """h + add, into h when no gradient is recorded (h must be a fresh tensor)."""
+    if add is None:
+        return h
+    return h + add if h.requires_grad else h.add_(add)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

@@ -47,11 +47,6 @@ def _resample(x: torch.Tensor, direction: str | None) -> torch.Tensor:
     return x
 
 
-def _add(h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-    """h + residual, into h when no gradient is recorded (h must be a fresh tensor)."""
-    return h + residual if h.requires_grad else h.add_(residual)
-
-
 class ResBlock(nn.Module):
     """Residual block with scale-shift conditioning on the embedding, optionally resampling
     (nearest x2 up / 2x2 average-pool down, between the first norm and conv)."""
@@ -77,9 +72,9 @@ class ResBlock(nn.Module):
         scale_shift = linear(act(emb), dense.weight, dense.bias, dense)
         scale, shift = scale_shift[..., None, None].chunk(2, dim=1)
         norm, _, dropout, conv = self.out_layers
-        h = conv2d(conv, dropout(norm_silu(norm, h, scale, shift)))
         skip = self.skip_connection
-        return _add(h, x if isinstance(skip, nn.Identity) else conv2d(skip, x))
+        residual = x if isinstance(skip, nn.Identity) else conv2d(skip, x)
+        return conv2d(conv, dropout(norm_silu(norm, h, scale, shift)), add=residual)
 
 
 class AttentionBlock(nn.Module):

@@ -40,9 +40,11 @@ def cmyk_jpeg(folder: Path) -> Path:
 
 
 def png_16bit(folder: Path) -> Path:
-    levels = (_gradient()[:, :, 0].astype(np.uint16) * 257)
+    levels = _gradient()[:, :, 0].astype(np.uint16) * 257
     path = folder / "grey16.png"
-    Image.fromarray(levels, "I;16").save(path)
+    image = Image.fromarray(levels)
+    assert image.mode == "I;16"
+    image.save(path)
     return path
 
 
@@ -115,8 +117,8 @@ def text_file(folder: Path, name: str = "notes.png") -> Path:
     return path
 
 
-def big_file(folder: Path, megabytes: int = 26) -> Path:
-    """A file over the 25 MB upload limit (random bytes named .png)."""
+def big_file(folder: Path, megabytes: int = 30) -> Path:
+    """A file over the 25 MB (MiB) upload limit: random bytes named .png."""
     path = folder / "big.png"
     path.write_bytes(np.random.default_rng(0).bytes(megabytes * 1_000_000 + 1))
     return path

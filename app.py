@@ -29,7 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="require a login: 'user:password', or a file of such lines")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: CUDA if present)")
     parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"],
-                        help="weights dtype (default: fp16 on CUDA, fp32 on CPU)")
+                        help="weights dtype (default: fp16 on CUDA; bf16 on a CPU with bf16 in "
+                             "hardware, else fp32)")
     parser.add_argument("--checkpoints", metavar="DIR",
                         help="folder holding the checkpoint files (default: GLIDE_CHECKPOINTS)")
     parser.add_argument("--max-memory", metavar="SIZE",

@@ -16,6 +16,7 @@ from test_checkpoints import FileServer, _RunsCode, server  # noqa: F401 (fixtur
 from glide_ui import checkpoints as ckpt
 from glide_ui import models
 from glide_ui.errors import GlideUIError
+from glide_ui.glide.nn import packed_bytes, prepack_allowance
 from glide_ui.glide.options import clip_config, tiny_options
 from glide_ui.models import ModelManager, ModelMemoryError
 
@@ -27,13 +28,14 @@ MB = 1_000_000
 @pytest.fixture(scope="module")
 def sizes() -> dict[str, int]:
     """Bytes of each tiny model in fp32, as the manager reports them."""
-    manager = ModelManager("tiny", device="cpu")
+    manager = ModelManager("tiny", device="cpu", dtype="fp32")
     for name in ("base", "upsample", "base-inpaint"):
         manager.get(name)
     return {m.name: m.bytes for m in manager.status().loaded}
 
 
 def _tiny(budget: int | str | None = None, **kwargs: object) -> ModelManager:
+    kwargs.setdefault("dtype", "fp32")  # the sizes above
     return ModelManager("tiny", device="cpu", max_memory=budget, **kwargs)
 
 
@@ -46,7 +48,8 @@ def _loaded(manager: ModelManager) -> set[str]:
 
 def test_device_and_dtype_defaults_and_choices() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert models.resolve_dtype(None, cpu) == torch.float32
+    native = models.cpu_has_native_bf16()
+    assert models.resolve_dtype(None, cpu) == (torch.bfloat16 if native else torch.float32)
     assert models.resolve_dtype(None, cuda) == torch.float16
     assert models.resolve_dtype("bf16", cpu) == torch.bfloat16
     assert models.resolve_dtype("bfloat16", cuda) == torch.bfloat16
@@ -57,6 +60,14 @@ def test_device_and_dtype_defaults_and_choices() -> None:
         models.resolve_dtype("int8", cpu)
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert models.resolve_device(None).type == expected
+
+
+def test_native_bf16_is_read_from_the_cpu_flags() -> None:
+    line = "flags\t\t: fpu sse2 avx2 avx512f {}\n"
+    assert models.cpu_has_native_bf16("model name : x\n" + line.format("amx_bf16 amx_tile"))
+    assert models.cpu_has_native_bf16(line.format("avx512_bf16"))
+    assert not models.cpu_has_native_bf16(line.format("avx512_vnni"))
+    assert not models.cpu_has_native_bf16("")
 
 
 @pytest.mark.parametrize("text, value", [
@@ -260,7 +271,8 @@ def test_official_model_prefers_the_explicit_directory(tiny_architecture: Path,
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "base.pt").write_bytes(tiny_architecture.read_bytes())
-    manager = ModelManager(checkpoints_dir=mine, cache_dir=tmp_path / "cache", device="cpu")
+    manager = ModelManager(checkpoints_dir=mine, cache_dir=tmp_path / "cache", device="cpu",
+                           dtype="fp32")
     assert manager.get("base").time_embed[0].weight.dtype == torch.float32
     assert not (tmp_path / "cache").exists()
 
@@ -311,3 +323,21 @@ def test_openai_clip_ranks_in_bf16() -> None:
     clip = _tiny(dtype="bf16").get("ViT-B/32")
     scores = clip.similarity(torch.zeros(2, 3, 64, 64), "a grey square")
     assert scores.shape == (2,) and torch.isfinite(scores.float()).all()
+
+
+def test_bf16_budget_counts_the_prepacked_weight_copies() -> None:
+    manager = ModelManager("tiny", device="cpu", dtype="bf16")
+    base = manager.get("base")
+    weights = models.model_bytes(base)
+    allowance = prepack_allowance(base, torch.bfloat16, torch.device("cpu"))
+    assert allowance > 0 and manager.status().used_bytes == weights + allowance
+    options = base.options
+    x = torch.zeros(2, 3, options["image_size"], options["image_size"])
+    tokens = torch.zeros(2, options["text_ctx"], dtype=torch.long)
+    with torch.no_grad():
+        base(x, torch.tensor([10, 10]), tokens=tokens, mask=tokens == 0)
+    assert 0 < packed_bytes(base) <= allowance  # one input shape per layer fits the bound
+    with torch.no_grad():  # a second input shape makes a second set of copies: counted too
+        base(x[:1], torch.tensor([10]), tokens=tokens[:1], mask=tokens[:1] == 0)
+    assert manager.status().used_bytes == weights + max(allowance, packed_bytes(base))
+    assert ModelManager("tiny", device="cpu", dtype="fp32").status().used_bytes == 0

@@ -219,3 +219,14 @@ def packed_bytes(model: nn.Module) -> int:
         if cache is not None:
             total += sum(t.numel() * t.element_size() for t in cache[1].values())
     return total
+
+
+def prepack_allowance(model: nn.Module, dtype: torch.dtype, device: torch.device) -> int:
+    """At most the bytes `model`'s packed copies take once it runs in `dtype` on `device`
+    (one input shape per layer): its convolution and linear weights where prepacking
+    applies, else 0. Known before any forward, even on the meta device, for budgets."""
+    if not (PREPACKING and dtype == torch.bfloat16 and device.type == "cpu"):
+        return 0
+    layers = (nn.Conv1d, nn.Conv2d, nn.Linear)
+    return sum(m.weight.numel() * dtype.itemsize for m in model.modules()
+               if isinstance(m, layers))

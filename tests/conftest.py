@@ -17,6 +17,14 @@ def ref_dir() -> Path:
     return reference_dir()
 
 
+@pytest.fixture(scope="module")
+def manager():
+    """A tiny-model manager (seeded random weights, no files), one per test module."""
+    from glide_ui.models import ModelManager
+
+    return ModelManager(model_set="tiny", device="cpu")
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     from robust_cases import report
 

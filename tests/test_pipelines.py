@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from pipeline_runs import run
 
 from glide_ui.errors import RequestError
 from glide_ui.glide.samplers import SamplerStep
@@ -19,24 +20,13 @@ from glide_ui.pipelines.common import (
     follow,
     image_generators,
 )
-from glide_ui.pipelines.events import Preview, Progress, Result, Status
+from glide_ui.pipelines.events import Preview, Progress, Status
 from glide_ui.pipelines.recipe import Recipe
 from glide_ui.pipelines.requests import MAX_SEED, Text2ImRequest, request_from_recipe
 from glide_ui.pipelines.text2im import text2im
 
 FAST = dict(base_respacing="4", upsample=False, preview_interval=3600)
 
-
-@pytest.fixture(scope="module")
-def manager():
-    return ModelManager(model_set="tiny", device="cpu")
-
-
-def run(events):
-    events = list(events)
-    results = [e for e in events if isinstance(e, Result)]
-    assert len(results) == 1 and events[-1] is results[0]
-    return events, results[0]
 
 
 def pixels(result, index=0):

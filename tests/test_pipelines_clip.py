@@ -5,12 +5,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from pipeline_runs import run
 
 from glide_ui.errors import RequestError
 from glide_ui.images import pil_to_tensor
 from glide_ui.models import ModelManager
 from glide_ui.pipelines.clip_guided import as_openai_clip, clip_guided
-from glide_ui.pipelines.events import Progress, Result, Status
+from glide_ui.pipelines.events import Progress, Status
 from glide_ui.pipelines.rank import best_first, rank, ranked
 from glide_ui.pipelines.requests import ClipGuidedRequest, Text2ImRequest
 from glide_ui.pipelines.sweep import MAX_SWEEP_VALUES, compare_guidance, sweep
@@ -18,16 +19,6 @@ from glide_ui.pipelines.text2im import text2im
 
 QUICK = dict(base_respacing="3", upsample=False, preview_interval=3600)
 
-
-@pytest.fixture(scope="module")
-def manager():
-    return ModelManager(model_set="tiny", device="cpu")
-
-
-def run(events):
-    events = list(events)
-    assert isinstance(events[-1], Result)
-    return events, events[-1]
 
 
 def pixels(result, index=0):

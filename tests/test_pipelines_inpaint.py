@@ -5,18 +5,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from PIL import Image
+from pipeline_runs import run
 
 from glide_ui.errors import RequestError
 from glide_ui.images import distance_to_mask, grow_mask
 from glide_ui.models import ModelManager
-from glide_ui.pipelines.events import Preview, Progress, Result, Status
+from glide_ui.pipelines.events import Preview, Progress, Status
 from glide_ui.pipelines.inpaint import BASE_SIZE, UPSAMPLE_SIZE, inpaint, prepare_patch
 from glide_ui.pipelines.requests import InpaintRequest
-
-
-@pytest.fixture(scope="module")
-def manager():
-    return ModelManager(model_set="tiny", device="cpu")
 
 
 def photo(width=600, height=400, seed=0):
@@ -30,11 +26,6 @@ def rectangle_mask(width=600, height=400, box=(200, 100, 260, 150)):
     mask[top:bottom, left:right] = True
     return mask
 
-
-def run(events):
-    events = list(events)
-    assert isinstance(events[-1], Result)
-    return events, events[-1]
 
 
 def test_inpainting_a_large_image_changes_nothing_outside_mask_and_feather():

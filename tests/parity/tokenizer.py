@@ -19,26 +19,27 @@ def produce(rel: str, expected: dict[str, Any], ref_dir: Path) -> dict[str, Any]
     }
 
 
-def _glide(prompts: list[str]) -> dict[str, Any]:
-    tok = tokenizer.get_glide_tokenizer()
+def _entries(tok: Any, prompts: list[str], ctx: int, padded_field: str) -> list[dict]:
+    """Each prompt's tokens, padded tokens and `padded_field` ("mask" or "len")."""
     entries = []
     for prompt in prompts:
         tokens = tok.encode(prompt)
-        padded = tok.pad(tokens, tokenizer.TEXT_CTX)
+        padded = tok.pad(tokens, ctx)
+        extra = padded.mask if padded_field == "mask" else padded.length
         entries.append({"prompt": prompt, "tokens": tokens, "padded": padded.tokens,
-                        "mask": padded.mask})
+                        padded_field: extra})
+    return entries
+
+
+def _glide(prompts: list[str]) -> dict[str, Any]:
+    entries = _entries(tokenizer.get_glide_tokenizer(), prompts, tokenizer.TEXT_CTX, "mask")
     return {"text_ctx": tokenizer.TEXT_CTX, "n_vocab": tokenizer.N_VOCAB,
             "end_token": tokenizer.END_TOKEN, "entries": entries}
 
 
 def _clip(prompts: list[str]) -> dict[str, Any]:
-    tok = clip_tokenizer.get_clip_tokenizer()
-    entries = []
-    for prompt in prompts:
-        tokens = tok.encode(prompt)
-        padded = tok.pad(tokens, clip_tokenizer.TEXT_CTX)
-        entries.append({"prompt": prompt, "tokens": tokens, "padded": padded.tokens,
-                        "len": padded.length})
+    entries = _entries(clip_tokenizer.get_clip_tokenizer(), prompts, clip_tokenizer.TEXT_CTX,
+                       "len")
     return {"text_ctx": clip_tokenizer.TEXT_CTX, "start_token": clip_tokenizer.START_TOKEN,
             "end_token": clip_tokenizer.END_TOKEN, "pad_token": clip_tokenizer.PAD_TOKEN,
             "n_vocab": clip_tokenizer.N_VOCAB, "entries": entries}

@@ -158,6 +158,8 @@ def main() -> None:
 
 def print_preview_overhead(result: dict[str, Any]) -> None:
     on, off = result["step_s"]["on"], result["step_s"]["off"]
+    print("  (whole runs drift with the machine's load; the overhead below is the time spent "
+          "making previews, measured directly)")
     for stage in on:
         print(f"median {stage} step: {on[stage]:.3f} s with previews, {off[stage]:.3f} s "
               f"without ({100 * (on[stage] / off[stage] - 1):+.1f}%)")

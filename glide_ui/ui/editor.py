@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import time
 from io import BytesIO
+from pathlib import Path
 
 import gradio as gr
 from gradio.data_classes import FileData
+from gradio.utils import get_upload_folder
 from PIL import Image
 
 from glide_ui.errors import RequestError
-from glide_ui.images import open_image
+from glide_ui.images import open_image, to_rgb
 
 BRUSH = gr.Brush(colors=[("#ff3030", 0.55)], color_mode="fixed")
 
@@ -19,8 +23,10 @@ def mask_editor(**kwargs) -> gr.ImageMask:
 
     Gradio decodes the editor's files before any handler runs, so the check wraps the
     component's own conversion: a file that is no image, or one over the pixel limit, is
-    refused on its header and shown as a message. (Wrapping the instance rather than
-    subclassing keeps Gradio from writing a .pyi stub next to this module.)
+    refused on its header and shown as a message, and a 16/32-bit picture is brought to
+    8 bits first (Gradio's own conversion would clip its levels to black and white).
+    (Wrapping the instance rather than subclassing keeps Gradio from writing a .pyi stub
+    next to this module.)
     """
     options = dict(brush=BRUSH, eraser=gr.Eraser(), layers=False,
                    transforms=(), sources=("upload", "clipboard"), type="pil", format="png")
@@ -29,7 +35,7 @@ def mask_editor(**kwargs) -> gr.ImageMask:
 
     def checked_convert(file: FileData | bytes | None, flatten_on_white: bool = False):
         if file is not None:
-            check_image(file)
+            file = eight_bit(file)
         return convert(file, flatten_on_white)
 
     editor.convert_and_format_image = checked_convert
@@ -50,8 +56,122 @@ def editor_value(path: str) -> dict:
 
 def check_image(file: FileData | bytes) -> None:
     """Raise a page message unless `file` is a readable image within the pixel limit."""
+    _open_checked(file).close()
+
+
+def eight_bit(file: FileData | bytes) -> FileData | bytes:
+    """`file` once checked (see `check_image`); a picture of more than 8 bits per sample
+    comes back as 8-bit RGB PNG bytes, levels scaled as `to_rgb` does."""
+    with _open_checked(file) as image:
+        if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+            return file
+        buffer = BytesIO()
+        to_rgb(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _open_checked(file: FileData | bytes) -> Image.Image:
     source = file.path if isinstance(file, FileData) else BytesIO(bytes(file))
     try:
-        open_image(source).close()
+        return open_image(source)
     except RequestError as error:
         raise gr.Error(str(error)) from None
+
+
+# Runs in the page. The editor decodes a chosen file in the browser and sends the server only
+# what its canvas holds, so a file it cannot decode would vanish without a word, and a huge
+# one would be decoded by the browser first. This catches the file on its way in (a capturing
+# listener runs before Gradio's own), has the server read its header, and either shows the
+# reason or hands the same event on to the editor.
+_GUARD_JS = """
+const editorId = %s;
+const passed = new WeakSet();
+const say = (text) => { element.textContent = text; element.hidden = !text; };
+say("");
+async function verdict(file) {
+  if (!file.size) return "The file is empty (0 bytes): choose a picture.";
+  try {
+    const sent = await upload(file);
+    return await server.check_upload(sent.path);
+  } catch (error) {
+    const reason = String((error && error.message) || error || "");
+    return /maxim|size|413/i.test(reason)
+      ? "The file is too large to upload (" + reason + ")."
+      : "The file could not be sent to the server; try again.";
+  }
+}
+function handOn(event, files) {
+  let again;
+  if (event.type === "drop") {
+    const transfer = new DataTransfer();
+    files.forEach((file) => transfer.items.add(file));
+    again = new DragEvent("drop", {bubbles: true, cancelable: true, dataTransfer: transfer});
+  } else {
+    again = new Event("change", {bubbles: true});
+  }
+  passed.add(again);
+  event.target.dispatchEvent(again);
+}
+async function check(event, files) {
+  say("Checking the file...");
+  const message = await verdict(files[0]);
+  say(message || "");
+  if (!message) handOn(event, files);
+  else if (event.type === "change") event.target.value = "";
+  else event.target.dispatchEvent(new DragEvent("dragleave", {bubbles: true}));
+}
+function intercept(event) {
+  const editor = document.getElementById(editorId);
+  if (passed.has(event) || !editor || !editor.contains(event.target)) return;
+  const files = event.type === "drop"
+    ? (event.dataTransfer && event.dataTransfer.files) : event.target.files;
+  if (!files || !files.length) return;
+  event.stopImmediatePropagation();
+  event.preventDefault();
+  check(event, Array.from(files));
+}
+const key = "glideUploadGuard:" + editorId;  // a re-mounted guard replaces the old one
+for (const type of ["change", "drop"]) {
+  if (window[key]) document.removeEventListener(type, window[key], true);
+  document.addEventListener(type, intercept, true);
+}
+window[key] = intercept;
+"""
+
+_GUARD_CSS = "color: var(--error-text-color, #b91c1c); font-weight: 600; padding: 2px 4px;"
+_UPLOAD_WAIT = 5.0  # seconds: Gradio moves an upload into place after answering
+
+
+def upload_guard(editor: gr.ImageMask) -> gr.HTML:
+    """A line under `editor` that refuses a chosen file before the browser decodes it.
+
+    The file is uploaded and read by `check_upload` (header first, so a bomb costs
+    nothing); the reason shows here when it is refused, otherwise the editor gets it.
+    """
+    if not editor.elem_id:
+        raise ValueError("the mask editor needs an elem_id for its upload guard")
+    return gr.HTML("", js_on_load=_GUARD_JS % json.dumps(editor.elem_id),
+                   css_template=_GUARD_CSS, server_functions=[check_upload],
+                   elem_id=f"{editor.elem_id}-upload-message", container=False,
+                   padding=False, apply_default_css=False)
+
+
+def check_upload(path: str) -> str:
+    """"" when the uploaded file at `path` is an image the editor may load, else why not.
+
+    Only files in Gradio's upload folder are read: the path comes from the page.
+    """
+    folder = Path(get_upload_folder()).resolve()
+    file = Path(str(path)).resolve()
+    if not file.is_relative_to(folder):
+        return "That file was not uploaded here."
+    deadline = time.monotonic() + _UPLOAD_WAIT
+    while not file.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        check_image(FileData(path=str(file)))
+    except gr.Error as error:
+        return error.message
+    except OSError:
+        return "The upload could not be read; try again."
+    return ""

@@ -10,7 +10,7 @@ from glide_ui.pipelines.inpaint import inpaint as run_inpaint
 from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, MAX_MASK_PIXELS, InpaintRequest
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import ASSETS_DIR, GPU_QUEUE, Backend, TabHandles
-from glide_ui.ui.editor import mask_editor
+from glide_ui.ui.editor import mask_editor, upload_guard
 from glide_ui.ui.gpu import on_gpu
 from glide_ui.ui.settings import sampling_fields
 from glide_ui.ui.streaming import render, user_errors
@@ -19,6 +19,8 @@ TAB_ID = "inpaint"
 EXAMPLES = [("chelsea.png", "chelsea-eyes.png", "a cat wearing round black sunglasses"),
             ("coffee.png", "coffee-cup.png", "a cup of green matcha latte with leaf latte art")]
 MASK_HINT = "Paint over the part of the picture to repaint; the model's view appears here."
+WHOLE_PICTURE = ("**The whole picture is painted:** all of it is replaced, nothing of it is "
+                 "kept; the result comes from the prompt alone.")
 
 
 def example_rows() -> list[list]:
@@ -33,14 +35,20 @@ def example_rows() -> list[list]:
 
 def model_view(mask_editor, mask_grow):
     """The 64 px picture the base model gets (repainted pixels in red), or a hint."""
+    if not isinstance(mask_editor, dict) or mask_editor.get("background") is None:
+        # Nothing to show yet; the editor also sends this while a new picture is on its
+        # way, so it is a hint rather than "upload an image first".
+        return None, MASK_HINT
     try:
         image = editor_background(mask_editor)
         mask = mask_from_editor(mask_editor, image.size)
         if not mask.any():
             return None, MASK_HINT
-        return mask_preview(image, mask, grow=_pixels(mask_grow)), (
-            f"The base model sees this 64 x 64 crop; red pixels are repainted "
-            f"({int(mask.sum())} pixels painted at full size).")
+        note = (f"The base model sees this 64 x 64 crop; red pixels are repainted "
+                f"({int(mask.sum())} pixels painted at full size).")
+        if mask.all():
+            note = f"{WHOLE_PICTURE} {note}"
+        return mask_preview(image, mask, grow=_pixels(mask_grow)), note
     except (GlideUIError, gr.Error) as error:
         return None, str(error)
 
@@ -77,6 +85,7 @@ def build(backend: Backend) -> TabHandles:
         with gr.Column(scale=6, min_width=340):
             editor = mask_editor(label="Picture and mask (brush = repaint)", height=460,
                                  canvas_size=(640, 640), elem_id="inpaint-editor")
+            upload_guard(editor)
         with gr.Column(scale=5, min_width=320):
             model_mask = gr.Image(label="What the model sees (64 px)", format="png",
                                   interactive=False, height=300, elem_id="inpaint-mask-preview")

@@ -8,23 +8,30 @@ settings from a PNG. Saves the screenshots the README shows (docs/screenshots/).
 from __future__ import annotations
 
 import io
-import shutil
 import time
 
 import numpy as np
 import pytest
 from app_server import ASSETS, ROOT, running_app
+from page_helpers import (
+    chromium,
+    fast_settings,
+    gallery_captions,
+    generate,
+    natural_size,
+    open_page,
+    paint_stroke,
+    panel,
+    progress_text,
+    run_and_watch,
+    set_number,
+)
 from PIL import Image
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from glide_ui.images import read_recipe
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-TIMEOUT_MS = 120_000
-expect.set_options(timeout=60_000)  # a loaded CI machine can be slow to update the page
 
 
 @pytest.fixture(scope="module")
@@ -35,67 +42,17 @@ def app():
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def page(app, browser) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(app.url)
-    page.wait_for_selector(".glide-progress")
-    yield page
-    context.close()
+    with open_page(browser, app.url) as page:
+        yield page
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def panel(page: Page, tab: str):
-    """Select `tab` and return its panel (only the visible tab's widgets are used)."""
-    page.get_by_role("tab", name=tab, exact=True).click()
-    return page.locator(".tabitem:visible").first
-
-
-def set_number(scope, label: str, value: float) -> None:
-    field = scope.get_by_label(f"number input for {label}")
-    field.fill(str(value))
-    field.press("Tab")
-
-
-def fast_settings(scope, steps: int = 4) -> None:
-    """Few base steps, no upsampler: a tiny-model run takes seconds."""
-    scope.get_by_text("Advanced", exact=True).click()
-    set_number(scope, "Base steps", steps)
-    scope.get_by_label("Upsample to 256 px").uncheck()
-
-
-def progress_text(scope) -> str:
-    return scope.locator(".glide-progress .glide-label").first.inner_text()
-
-
-def preview_src(scope) -> str | None:
-    image = scope.locator(".glide-preview img")
-    return image.first.get_attribute("src") if image.count() else None
-
-
-def run_and_watch(scope, button: str) -> list[str]:
-    """Click `button`, collect the distinct live-preview images until the run is done."""
-    scope.get_by_role("button", name=button, exact=True).click()
-    seen: list[str] = []
-    deadline = time.monotonic() + TIMEOUT_MS / 1000
-    while time.monotonic() < deadline:
-        src = preview_src(scope)
-        if src and src not in seen:
-            seen.append(src)
-        if progress_text(scope).startswith("Done"):
-            return seen
-        time.sleep(0.05)
-    raise AssertionError(f"the run did not finish; progress: {progress_text(scope)!r}")
 
 
 def wait_until_still(scope, quiet: float = 3.0, limit: float = 60.0) -> str:
@@ -112,32 +69,6 @@ def wait_until_still(scope, quiet: float = 3.0, limit: float = 60.0) -> str:
     raise AssertionError(f"progress kept moving after Stop: {text!r}")
 
 
-def gallery_captions(scope) -> list[str]:
-    return scope.locator(".glide-gallery .caption-label").all_inner_texts()
-
-
-def generate(page: Page, prompt: str, seed: int = -1, batch_size: int = 1) -> tuple:
-    tab = panel(page, "Generate")
-    tab.get_by_label("Prompt").fill(prompt)
-    tab.get_by_label("Seed (-1 = random)").fill(str(seed))
-    set_number(tab, "Batch size", batch_size)
-    fast_settings(tab)
-    return tab, run_and_watch(tab, "Generate")
-
-
-def paint_stroke(page: Page, editor, start: tuple[float, float], end: tuple[float, float]):
-    """Drag the brush from `start` to `end` (fractions of the canvas) with the mouse."""
-    box = editor.locator("canvas").first.bounding_box()
-    points = [(box["x"] + box["width"] * (start[0] + (end[0] - start[0]) * k / 12),
-               box["y"] + box["height"] * (start[1] + (end[1] - start[1]) * k / 12))
-              for k in range(13)]
-    page.mouse.move(*points[0])
-    page.mouse.down()
-    for point in points[1:]:
-        page.mouse.move(*point, steps=3)
-    page.mouse.up()
-
-
 def send_to_inpaint(page: Page, tab) -> None:
     """Click "send to inpaint" and wait until the editor holds the picture.
 
@@ -148,10 +79,6 @@ def send_to_inpaint(page: Page, tab) -> None:
     with page.expect_request(lambda request: "component_server" in request.url):
         tab.get_by_role("button", name="Send picked image to Inpaint").click()
     expect(page.locator("#inpaint-editor")).not_to_contain_text("Upload an image")
-
-
-def natural_size(image) -> tuple[int, int]:
-    return tuple(image.evaluate("img => [img.naturalWidth, img.naturalHeight]"))
 
 
 def screenshot(page: Page, name: str) -> None:

@@ -1,0 +1,131 @@
+"""Shared helpers of the browser tests: Debian's chromium under Playwright, and the page's widgets.
+
+The browser is the system's (`/usr/bin/chromium`); Playwright never downloads one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 120_000
+expect.set_options(timeout=60_000)  # a loaded CI machine can be slow to update the page
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """A headless chromium for a test module."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def open_page(browser: Browser, url: str) -> Iterator[Page]:
+    """The app's page at `url` in a fresh browser context, once the page has rendered."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        page.wait_for_selector(".glide-progress")
+        yield page
+    finally:
+        context.close()
+
+
+def panel(page: Page, tab: str):
+    """Select `tab` and return its panel (only the visible tab's widgets are used)."""
+    page.get_by_role("tab", name=tab, exact=True).click()
+    return page.locator(".tabitem:visible").first
+
+
+def set_number(scope, label: str, value: float) -> None:
+    field = scope.get_by_label(f"number input for {label}")
+    field.fill(str(value))
+    field.press("Tab")
+
+
+def fast_settings(scope, steps: int = 4) -> None:
+    """Few base steps, no upsampler: a tiny-model run takes seconds."""
+    if not scope.get_by_label("number input for Base steps").is_visible():
+        scope.get_by_text("Advanced", exact=True).click()  # unfold (a second click folds)
+    set_number(scope, "Base steps", steps)
+    scope.get_by_label("Upsample to 256 px").uncheck()
+
+
+def progress_text(scope) -> str:
+    return scope.locator(".glide-progress .glide-label").first.inner_text()
+
+
+def preview_src(scope) -> str | None:
+    image = scope.locator(".glide-preview img")
+    return image.first.get_attribute("src") if image.count() else None
+
+
+def run_and_watch(scope, button: str) -> list[str]:
+    """Click `button`, collect the distinct live-preview images until the run is done.
+
+    A page that still shows the previous run's "Done" counts only once the progress has
+    moved or the results have changed (the click takes a moment to reach the server).
+    """
+    results_before = gallery_src(scope)
+    started = not progress_text(scope).startswith("Done")
+    scope.get_by_role("button", name=button, exact=True).click()
+    seen: list[str] = []
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        src = preview_src(scope)
+        if src and src not in seen:
+            seen.append(src)
+        if not progress_text(scope).startswith("Done"):
+            started = True
+        elif started or gallery_src(scope) != results_before:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"the run did not finish; progress: {progress_text(scope)!r}")
+
+
+def gallery_src(scope) -> str | None:
+    image = scope.locator(".glide-gallery img")
+    return image.first.get_attribute("src") if image.count() else None
+
+
+def gallery_captions(scope) -> list[str]:
+    return scope.locator(".glide-gallery .caption-label").all_inner_texts()
+
+
+def generate(page: Page, prompt: str, seed: int = -1, batch_size: int = 1) -> tuple:
+    tab = panel(page, "Generate")
+    tab.get_by_label("Prompt").fill(prompt)
+    tab.get_by_label("Seed (-1 = random)").fill(str(seed))
+    set_number(tab, "Batch size", batch_size)
+    fast_settings(tab)
+    return tab, run_and_watch(tab, "Generate")
+
+
+def paint_stroke(page: Page, editor, start: tuple[float, float], end: tuple[float, float]):
+    """Drag the brush from `start` to `end` (fractions of the canvas) with the mouse."""
+    box = editor.locator("canvas").first.bounding_box()
+    points = [(box["x"] + box["width"] * (start[0] + (end[0] - start[0]) * k / 12),
+               box["y"] + box["height"] * (start[1] + (end[1] - start[1]) * k / 12))
+              for k in range(13)]
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for point in points[1:]:
+        page.mouse.move(*point, steps=3)
+    page.mouse.up()
+
+
+def natural_size(image) -> tuple[int, int]:
+    return tuple(image.evaluate("img => [img.naturalWidth, img.naturalHeight]"))

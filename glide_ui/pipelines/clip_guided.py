@@ -21,20 +21,19 @@ from glide_ui.glide.guidance import CondFn, conditional_model_fn, noise_aware_cl
 from glide_ui.images import tensor_to_pil
 from glide_ui.openai_clip import OpenAIClip
 from glide_ui.pipelines.common import (
+    begin,
     diffuse,
     image_generators,
-    image_seeds,
     loading_notices,
     make_recipes,
     per_image,
     per_image_cond,
     prompt_notices,
-    resolve_seed,
     text_condition,
     upsample,
 )
 from glide_ui.pipelines.events import Event, Result, Status
-from glide_ui.pipelines.requests import ClipGuidedRequest, validate
+from glide_ui.pipelines.requests import ClipGuidedRequest
 from glide_ui.pipelines.text2im import preview_settings
 
 NOISE_AWARE_CLIP = ("clip/image-enc", "clip/text-enc")
@@ -43,9 +42,7 @@ LOGIT_SCALE = 100.0  # the noise-aware CLIP's; used for OpenAI CLIP too
 
 def clip_guided(request: ClipGuidedRequest, manager: Any) -> Iterator[Event]:
     """Generate images of the prompt guided by CLIP; see the module docstring."""
-    request, notices = validate(request)
-    yield from notices
-    seeds = image_seeds(resolve_seed(request.seed, request.batch_size), request.batch_size)
+    request, seeds = yield from begin(request)
     glide_names = ("base", "upsample") if request.upsample else ("base",)
     clip_names = NOISE_AWARE_CLIP if request.clip_source == "glide" else \
         (request.openai_clip_model,)

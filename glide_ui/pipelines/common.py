@@ -31,7 +31,7 @@ from glide_ui.glide.tokenizer import get_glide_tokenizer
 from glide_ui.images import quantize, tensor_to_pil
 from glide_ui.pipelines.events import Event, Preview, Progress, Status
 from glide_ui.pipelines.recipe import Recipe
-from glide_ui.pipelines.requests import MAX_SEED, Request
+from glide_ui.pipelines.requests import MAX_SEED, Request, validate
 
 UPSAMPLE_SEED_OFFSET = 2**31
 """The upsampler's noise for image seed s comes from a generator seeded with s + 2**31:
@@ -54,6 +54,15 @@ def resolve_seed(seed: int, batch_size: int) -> int:
     if seed != -1:
         return seed
     return secrets.randbelow(MAX_SEED - batch_size + 2)
+
+
+def begin(request: Request) -> Generator[Event, None, tuple[Any, list[int]]]:
+    """Check `request` (its notices become events), then give the checked request and its
+    images' seeds. Raises RequestError before any work for a bad request."""
+    request, notices = validate(request)
+    yield from notices
+    seed = resolve_seed(request.seed, request.batch_size)
+    return request, image_seeds(seed, request.batch_size)
 
 
 def image_seeds(seed: int, batch_size: int) -> list[int]:

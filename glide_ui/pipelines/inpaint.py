@@ -32,15 +32,14 @@ from glide_ui.images import (
     tensor_to_pil,
 )
 from glide_ui.pipelines.common import (
-    image_seeds,
+    begin,
     loading_notices,
     make_recipes,
     prompt_notices,
-    resolve_seed,
     upsample,
 )
 from glide_ui.pipelines.events import Event, Result
-from glide_ui.pipelines.requests import InpaintRequest, validate
+from glide_ui.pipelines.requests import InpaintRequest
 from glide_ui.pipelines.text2im import guided_base, preview_settings
 
 BASE_SIZE = 64
@@ -72,9 +71,7 @@ def prepare_patch(image: Image.Image, mask: np.ndarray, feather: int) -> Patch:
 
 def inpaint(request: InpaintRequest, manager: Any) -> Iterator[Event]:
     """Repaint the masked part of `request.image`; see the module docstring."""
-    request, notices = validate(request)
-    yield from notices
-    seeds = image_seeds(resolve_seed(request.seed, request.batch_size), request.batch_size)
+    request, seeds = yield from begin(request)
     names = ("base-inpaint", "upsample-inpaint") if request.upsample else ("base-inpaint",)
     yield from prompt_notices(request.prompt, manager, names)
     mask = grow_mask(request.mask, request.mask_grow)

@@ -14,26 +14,23 @@ from glide_ui.images import tensor_to_pil
 from glide_ui.pipelines.common import (
     PreviewSettings,
     StageEvents,
+    begin,
     diffuse,
     image_generators,
-    image_seeds,
     loading_notices,
     make_recipes,
     per_image,
     prompt_notices,
-    resolve_seed,
     text_condition,
     upsample,
 )
 from glide_ui.pipelines.events import Event, Result
-from glide_ui.pipelines.requests import Text2ImRequest, validate
+from glide_ui.pipelines.requests import Text2ImRequest
 
 
 def text2im(request: Text2ImRequest, manager: Any) -> Iterator[Event]:
     """Generate `request.batch_size` images of the prompt; see the module docstring."""
-    request, notices = validate(request)
-    yield from notices
-    seeds = image_seeds(resolve_seed(request.seed, request.batch_size), request.batch_size)
+    request, seeds = yield from begin(request)
     names = ("base", "upsample") if request.upsample else ("base",)
     yield from prompt_notices(request.prompt, manager, names)
     yield from loading_notices(manager, names)

@@ -63,13 +63,8 @@ def build(backend: Backend) -> TabHandles:
                                                  GUIDANCE_SCALE_RANGE)
             with gr.Accordion("Advanced", open=False):
                 sampling = widgets.sampler_controls()
-            gr.Examples([[text] for text in EXAMPLES], inputs=prompt, label="Example prompts",
-                        api_visibility="private")
-        with gr.Column(scale=6, min_width=320):
-            area = widgets.run_area()
-            with gr.Row():
-                actions = widgets.result_actions(area)
-                rank_button = gr.Button("Rank these with CLIP", size="sm")
+            widgets.example_prompts(prompt, EXAMPLES)
+        area, actions, rank_button = widgets.results_column()
 
     inputs = [prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
               cfg_scale, *sampling.inputs()]
@@ -84,7 +79,5 @@ def build(backend: Backend) -> TabHandles:
     buttons.stop.click(None, cancels=runs)
     controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
                 "guidance_scale": guidance_scale, "clip_source": clip_source,
-                "sampler": sampling.sampler, "steps": sampling.steps,
-                "upsample": sampling.upsample, "upsample_steps": sampling.upsample_steps,
-                "upsample_temp": sampling.upsample_temp}
+                **sampling.by_name()}
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls)

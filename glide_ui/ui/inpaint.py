@@ -138,10 +138,7 @@ def build(backend: Backend) -> TabHandles:
     buttons.stop.click(None, cancels=runs)
     controls = {"mask_editor": editor, "prompt": prompt, "batch_size": batch_size,
                 "seed": seed, "guidance_scale": guidance_scale, "mask_grow": mask_grow,
-                "mask_feather": mask_feather, "sampler": sampling.sampler,
-                "steps": sampling.steps, "upsample": sampling.upsample,
-                "upsample_steps": sampling.upsample_steps,
-                "upsample_temp": sampling.upsample_temp}
+                "mask_feather": mask_feather, **sampling.by_name()}
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls)
 
 

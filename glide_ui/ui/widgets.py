@@ -35,6 +35,11 @@ class SamplerControls:
     def inputs(self) -> list[gr.components.Component]:
         return [self.sampler, self.steps, self.upsample, self.upsample_steps, self.upsample_temp]
 
+    def by_name(self) -> dict[str, gr.components.Component]:
+        """The widgets under their request field names (for restoring a recipe)."""
+        return {"sampler": self.sampler, "steps": self.steps, "upsample": self.upsample,
+                "upsample_steps": self.upsample_steps, "upsample_temp": self.upsample_temp}
+
 
 @dataclass
 class RunButtons:
@@ -124,6 +129,22 @@ def run_area(gallery_label: str = "Results", preview_height: int = 300) -> RunAr
                          elem_classes=["glide-gallery"])
     notes = gr.Markdown(label="Notes", elem_classes=["glide-notes"])
     return RunArea(preview, progress, gallery, notes)
+
+
+def example_prompts(prompt: gr.Textbox, examples: list[str]) -> gr.Examples:
+    return gr.Examples([[text] for text in examples], inputs=prompt, label="Example prompts",
+                       api_visibility="private")
+
+
+def results_column() -> tuple[RunArea, ResultActions, gr.Button]:
+    """The right-hand column of a text tab: the run area, then "send to inpaint" and a
+    "rank with CLIP" button under the gallery."""
+    with gr.Column(scale=6, min_width=320):
+        area = run_area()
+        with gr.Row():
+            actions = result_actions(area)
+            rank_button = gr.Button("Rank these with CLIP", size="sm")
+    return area, actions, rank_button
 
 
 def result_actions(area: RunArea) -> ResultActions:

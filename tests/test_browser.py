@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from app_server import ASSETS, ROOT, running_app
 from page_helpers import (
     chromium,
@@ -30,6 +31,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from glide_ui.images import read_recipe
+from glide_ui.models import resolve_dtype
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
@@ -228,5 +230,6 @@ def test_models_panel_shows_what_is_loaded(page):
     status = models.locator("#models-panel")
     expect(status).to_contain_text("Device: cpu")
     expect(status).to_contain_text("base")
-    expect(status).to_contain_text("float32")
+    default = resolve_dtype(None, torch.device("cpu"))  # bf16 where the CPU has it
+    expect(status).to_contain_text(str(default).removeprefix("torch."))
     screenshot(page, "models")

@@ -334,6 +334,23 @@ def test_a_very_long_prompt_shows_the_truncation_warning(page):
            "run completes; notes warn of the 2000-character cut and of the tokens ignored")
 
 
+def test_png_info_and_restore_say_what_is_wrong(page, files):
+    info = panel(page, "PNG info")
+    info.get_by_role("button", name="Restore settings").click()
+    expect(page.get_by_text("Drop a PNG made here first.").first).to_be_visible()
+    info.locator("#png-info-file input[type=file]").set_input_files(
+        robust_files.text_file(files, "not-a-picture.png"))
+    expect(page.get_by_text("is not an image").first).to_be_visible()
+    info.locator("#png-info-file").get_by_role("button", name="Clear").click()
+    plain = robust_files.rgb_png(files, "no-recipe.png")
+    info.locator("#png-info-file input[type=file]").set_input_files(plain)
+    expect(info.locator("#png-info-message")).to_contain_text("carries no glide-ui recipe")
+    assert "Traceback" not in page.content()
+    record(ITEM, "PNG info: restore with no file, a text file, a PNG without recipe (browser)",
+           "messages on the page: 'Drop a PNG made here first.', 'not an image', "
+           "'carries no glide-ui recipe'", 3)
+
+
 def test_the_app_still_serves(page, app):
     tab, previews = generate(page, "a normal run at the end", seed=1)
     assert previews

@@ -37,7 +37,7 @@ def build_demo(backend: Backend) -> gr.Blocks:
         _wire_send_to_inpaint(tabs, handles)
         targets = {tabs, *(widget for h in handles for widget in h.controls.values())}
         restore_button.click(png_info.restore_handler(tabs, handles), recipe_json, targets,
-                             queue=False, api_visibility="private")
+                             api_visibility="private")  # queued: see png_info.build
     return demo
 
 
@@ -49,4 +49,4 @@ def _wire_send_to_inpaint(tabs: gr.Tabs, handles: list[TabHandles]) -> None:
 
     for handle in handles:
         handle.send_to_inpaint.click(send, [handle.gallery, handle.selected], [editor, tabs],
-                                     queue=False, api_visibility="private")
+                                     api_visibility="private")  # queued: errors show

@@ -49,8 +49,9 @@ def build() -> tuple[gr.File, gr.Button, gr.Textbox]:
                                      buttons=["copy"])
             restore = gr.Button("Restore settings", variant="primary",
                                 elem_id="png-info-restore")
-    file.change(describe, file, [image, parameters, recipe_json, message], queue=False,
-                api_name="png_info")
+    # Queued (in its own concurrency group, so it never waits behind a generation): Gradio
+    # shows a handler's gr.Error on the page only for queued events.
+    file.change(describe, file, [image, parameters, recipe_json, message], api_name="png_info")
     return file, restore, recipe_json
 
 

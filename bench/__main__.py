@@ -97,7 +97,8 @@ def cpu_section(runs: int) -> tuple[dict[str, Any], dict[str, FullSizeRandomMana
         "runs": runs,
         "fp32": {"base_step_s": per_stage["base"]["fp32"]["wall_s"],
                  "upsample_step_s": per_stage["upsample"]["fp32"]["wall_s"],
-                 "setting": "fp32, contiguous (the app's CPU default; equals the reference "
+                 "setting": "fp32, contiguous (--dtype fp32, the default on CPUs without bf16 "
+                            "hardware; equals the reference "
                             "numerically, tests/test_parity.py)"},
         "ratio_to_fp32": ratio, "cpu_time_ratio_to_fp32": cpu_ratio,
         "target_ratio": TARGET_RATIO,
@@ -146,7 +147,8 @@ def memory_section(manager: FullSizeRandomManager) -> dict[str, Any]:
     return {"weights_bytes_bf16": weights, "prepacked_bytes": packed, "total_bytes": total,
             "weights_bytes_fp32": fp32, "laptop_bytes": LAPTOP_BYTES,
             "default_budget_bytes": budget, "fits": total <= budget,
-            "note": "the manager counts weights; activations and the app live in the rest"}
+            "note": "the manager counts weights and room for the prepacked copies; "
+                    "activations and the app live in the rest"}
 
 
 def steps_section(cpu: dict[str, Any]) -> dict[str, Any]:

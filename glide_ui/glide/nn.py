@@ -127,16 +127,16 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 #
 # A bf16 convolution on the CPU reorders its weight into oneDNN's blocked layout on every
 # call. Where the weight is large next to the activations (the deep, small-spatial levels)
-# that reorder costs more than the convolution itself, so such layers keep a prepacked
-# copy of their weight (made on first use, remade when the weight changes) and call
-# oneDNN's prepacked kernels. Large-spatial layers stay on the ordinary path, which
-# measured faster there.
+# that reorder costs more than the convolution itself, so layers keep a prepacked copy of
+# their weight (made on first use, remade when the weight changes) and call oneDNN's
+# prepacked kernels.
 
-PACK_MAX_PIXELS = 64 * 64 * 2
+PACK_MAX_PIXELS = 256 * 256 * 2
 """Convolutions whose input has at most this many pixels (batch x height x width) use a
-prepacked weight: all of the base model (64 px, 2 rows for guidance) and the upsampler
-up to its 64 px level. Measured on the full-size models (`python -m bench.levers`): the
-upsampler's 128 and 256 px levels run faster on the ordinary path."""
+prepacked weight: every layer of the app's per-image model calls (base: 2 rows at 64 px;
+upsampler: 1 row at 256 px; inpainting: 2 rows). Measured on the full-size upsampler on an
+idle machine (`python -m bench.levers`): packing its 128 and 256 px levels too took a
+forward from 1.34 s to 1.09 s (median of 5); their weights are small, so the copies are."""
 
 _PACKED_ATTR = "_glide_packed"
 

@@ -360,7 +360,7 @@ class ModelManager:
                       for n, e in sorted(self._entries.items(), key=lambda kv: -kv[1].last_used)]
             return ManagerStatus(
                 self.model_set, str(self.device), _dtype_name(self.dtype), self.max_memory,
-                sum(e.bytes for e in self._entries.values()), loaded,
+                sum(m.bytes for m in loaded), loaded,
                 list(self._fetching.values()), list(self._reserved),
                 TINY_NOTICE if self.tiny else "")
 

@@ -18,6 +18,16 @@ def ref_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
+def app():
+    """`app.py --models tiny` on 127.0.0.1, one per test module (modules that need flags
+    define their own)."""
+    from app_server import running_app
+
+    with running_app() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def manager():
     """A tiny-model manager (seeded random weights, no files), one per test module."""
     from glide_ui.models import ModelManager

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from app_server import ASSETS, ROOT, running_app
+from app_server import ASSETS, ROOT
 from page_helpers import (
     chromium,
     fast_settings,
@@ -34,12 +34,6 @@ from glide_ui.images import read_recipe
 from glide_ui.models import resolve_dtype
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def app():
-    with running_app() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import numpy as np
 import psutil
 import pytest
 import robust_files
-from app_server import running_app
 from page_helpers import (
     chromium,
     fast_settings,
@@ -35,12 +34,6 @@ from glide_ui.images import load_image, read_recipe
 ITEM = "bad input"
 MESSAGE = "#inpaint-editor-upload-message"
 MB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def app():
-    with running_app() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import time
 import numpy as np
 import psutil
 import pytest
-from app_server import running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -37,12 +36,6 @@ from robust_files import (
 )
 
 from glide_ui.images import load_image, read_recipe
-
-
-@pytest.fixture(scope="module")
-def app():
-    with running_app() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import logging
 import os
 import re
 import threading
@@ -24,9 +25,12 @@ import torch
 from torch import nn
 
 from glide_ui import checkpoints as ckpt
+from glide_ui.compute import ComputePath, choose_path
 from glide_ui.errors import GlideUIError
 from glide_ui.glide.nn import packed_bytes, prepack_allowance
 from glide_ui.glide.options import MODEL_NAMES, clip_config, full_options, tiny_options
+
+log = logging.getLogger(__name__)
 
 MODEL_SETS = ("official", "tiny")
 MEMORY_ENV = "GLIDE_MAX_MEMORY"
@@ -38,13 +42,6 @@ NAMES = (*MODEL_NAMES, *CLIP_ENCODERS, *ckpt.OPENAI_CLIP_NAMES)
 # Share of the machine's memory the weights may take by default; the rest is left for
 # activations, the app and the operating system.
 _DEFAULT_BUDGET_SHARE = {"cuda": 0.7, "cpu": 0.75}
-
-_DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
-    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-}
-
 
 class ModelMemoryError(GlideUIError):
     """A model does not fit in the memory budget, even after releasing unused models."""
@@ -87,6 +84,7 @@ class ManagerStatus:
     fetching: list[Fetching] = field(default_factory=list)
     loading: list[str] = field(default_factory=list)
     notice: str = ""
+    compute_path: str = ""  # ComputePath.describe(): device, dtype and kernels
 
 
 @dataclass
@@ -103,41 +101,6 @@ class _Entry:
 
 
 # ----------------------------------------------------------------------------- settings
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The device asked for, else CUDA when present, else the CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether the CPU computes bf16 in hardware (AMX or AVX512-BF16), from /proc/cpuinfo.
-    Elsewhere bf16 is emulated and slower than fp32."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return False
-    flags = next((line.split(":", 1)[-1].split() for line in cpuinfo.splitlines()
-                  if line.startswith("flags")), [])
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """By default fp16 on CUDA, and on the CPU bf16 where the CPU has it in hardware (about
-    3x faster there), else fp32; fp32 gives the reference's numbers exactly."""
-    if dtype is None:
-        if device.type == "cuda":
-            return torch.float16
-        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else torch.float32
-    resolved = _DTYPES.get(dtype.lower()) if isinstance(dtype, str) else dtype
-    if resolved not in (torch.float32, torch.float16, torch.bfloat16):
-        raise GlideUIError(f"Unsupported dtype {dtype!r}: use fp32, fp16 or bf16.")
-    if resolved == torch.float16 and device.type == "cpu":
-        raise GlideUIError("fp16 is for CUDA; on the CPU use fp32 or bf16.")
-    return resolved
 
 
 def parse_memory(text: str | int) -> int:
@@ -239,14 +202,14 @@ def _build_tiny(name: str, options: dict[str, Any]) -> nn.Module:
     return model
 
 
-def _prepare(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
-    model = model.to(device=device, dtype=dtype)
+def _prepare(model: nn.Module, path: ComputePath) -> nn.Module:
+    model = model.to(device=path.device, dtype=path.dtype)
     for module in model.modules():
         if isinstance(module, nn.LayerNorm):  # OpenAI CLIP's LayerNorm runs in fp32
             module.float()
-    if device.type == "cpu" and dtype == torch.bfloat16:
-        # oneDNN's bf16 convolutions (AMX / AVX512-BF16) work in NHWC: with NCHW weights
-        # every convolution converts its input and output (bench: `python -m bench`).
+    if path.channels_last:
+        # oneDNN's CPU convolutions work in NHWC: with NCHW weights every convolution
+        # converts its input and output, and only NHWC models take the prepacked path.
         model.to(memory_format=torch.channels_last)
     model.eval()
     model.requires_grad_(False)
@@ -272,8 +235,10 @@ class ModelManager:
         if model_set not in MODEL_SETS:
             raise GlideUIError(f"Unknown model set {model_set!r}; use one of {MODEL_SETS}.")
         self.model_set = model_set
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.path = choose_path(device, dtype)
+        self.device, self.dtype = self.path.device, self.path.dtype
+        if self.path.notice:
+            log.warning(self.path.notice)
         self.max_memory = (parse_memory(max_memory) if max_memory is not None
                            else default_budget(self.device))
         self.checkpoints_dir = ckpt.checkpoints_dir(checkpoints_dir)
@@ -362,7 +327,8 @@ class ModelManager:
                 self.model_set, str(self.device), _dtype_name(self.dtype), self.max_memory,
                 sum(m.bytes for m in loaded), loaded,
                 list(self._fetching.values()), list(self._reserved),
-                TINY_NOTICE if self.tiny else "")
+                " ".join(n for n in (TINY_NOTICE if self.tiny else "", self.path.notice) if n),
+                self.path.describe())
 
     # ------------------------------------------------------------------ loading
 
@@ -455,7 +421,7 @@ class ModelManager:
             model = _build_tiny(name, options)
         else:
             model = self._load_official(name, options)
-        return _prepare(model, self.device, self.dtype)
+        return _prepare(model, self.path)
 
     def _load_official(self, name: str, options: dict[str, Any]) -> nn.Module:
         spec = ckpt.get_spec(name)

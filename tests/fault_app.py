@@ -65,8 +65,7 @@ def install(faults: dict[str, str]) -> None:
         if name in from_files:
             from glide_ui.models import _prepare
 
-            model = _prepare(self._load_official(name, self.options(name)), self.device,
-                             self.dtype)
+            model = _prepare(self._load_official(name, self.options(name)), self.path)
         else:
             model = original_load(self, name)
         if name == oom_name:

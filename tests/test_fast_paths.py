@@ -1,17 +1,29 @@
-"""The CPU fast paths (bf16, channels_last, fused GroupNorm+SiLU, prepacked oneDNN weights)
-agree with the fp32 path, and the fp32 path is unchanged by them (bit for bit).
+"""The CPU fast paths (channels_last, fused GroupNorm+SiLU, oneDNN-prepacked weights, in
+fp32 and bf16) agree with the exact fp32 path, on whatever CPU runs the tests.
 
-Tolerances. bf16 keeps 8 significant bits: one rounding moves a value by at most 2^-8 of
-itself (0.4%). The fused norm + scale-shift + SiLU rounds twice (norm, SiLU), its inputs
-once, so it stays within 2% of the output's scale. Through a whole tiny UNet bf16 drifts
-by 2-3% of the output's scale (bf16 weights and activations), so the model tolerance is
-5% of max |fp32 output| elementwise (as in test_unet.py); and the fast path's error may
-be at most 1.5 x that of the plain bf16 path (norms and elementwise ops in float32, no
-prepacking), so the fusions and prepacking add no error of their own beyond bf16's.
+Which kernels run is this CPU's capability (`glide_nn.PREPACKED_DTYPES`, probed once):
+every test checks what this machine does and names the path in its assertion messages.
+On an AVX2-only CPU bf16 is not prepacked (oneDNN refuses its reorder there) and runs
+torch's emulated bf16; on AVX512/AMX CPUs it is prepacked. fp32 is prepacked wherever
+oneDNN is.
+
+Tolerances. fp32: the fast path sums the same products in another order (blocked NHWC
+kernels, scale-shift folded into the norm, the residual added inside the convolution).
+Each sum of K terms then moves by at most about sqrt(K) roundings of 2^-24; through a
+tiny UNet's ~50 layers of K <= ~600 that is 50 * 25 * 6e-8 ~ 1e-4 of the output's scale
+(FP32_MODEL_TOL; measured: 3-5e-6). One layer: a few roundings of 2^-24 (FP32_LAYER_TOL).
+bf16 keeps 8 significant bits: one rounding moves a value by at most 2^-8 of itself. The
+fused norm + scale-shift + SiLU rounds twice (norm, SiLU), its inputs once: within 2% of
+the output's scale. Through a whole tiny UNet bf16 drifts by 2-3%, so the model tolerance
+is 5% of max |fp32 output| (as in test_unet.py), and the fast path's error may be at most
+1.5 x that of the plain bf16 path (norms and elementwise ops in float32, no prepacking),
+so the fusions and prepacking add no error of their own beyond bf16's.
 The full-size models' agreement is measured by `python -m bench` (levers: max_err_rel).
 """
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -25,6 +37,17 @@ from glide_ui.glide.options import MODEL_NAMES
 NORM_TOL = 0.02  # of max |fp32 output|: bf16 inputs, two roundings
 MODEL_TOL = 0.05  # of max |fp32 output|: bf16 through a tiny UNet
 FUSION_FACTOR = 1.5  # fast path's error / plain bf16 path's error, at most
+FP32_LAYER_TOL = 2**-20  # of max |output|: a few fp32 roundings in another order
+FP32_MODEL_TOL = 1e-4  # of max |output|: fp32 reordering through a tiny UNet
+CL = torch.channels_last
+ISA = torch.backends.cpu.get_cpu_capability()
+DTYPES = [pytest.param(torch.float32, id="fp32"), pytest.param(torch.bfloat16, id="bf16")]
+
+
+def path_of(dtype: torch.dtype) -> str:
+    """The kernel path this CPU takes for a channels_last model in `dtype`."""
+    kind = "prepacked oneDNN" if dtype in glide_nn.PREPACKED_DTYPES else "plain (not prepacked)"
+    return f"{ISA} CPU, {str(dtype).removeprefix('torch.')}: {kind}"
 
 
 @pytest.fixture
@@ -39,6 +62,35 @@ def _rel_err(out: torch.Tensor, expected: torch.Tensor) -> float:
     return ((out.float() - expected.float()).abs().max() / expected.float().abs().max()).item()
 
 
+# --- the capability ------------------------------------------------------------------------------
+
+
+def _reorder_runs(dtype: torch.dtype) -> bool:
+    try:
+        torch.ops.mkldnn._reorder_convolution_weight(
+            torch.ones(8, 8, 3, 3, dtype=dtype), [1, 1], [1, 1], [1, 1], 1, [1, 8, 4, 4])
+        return True
+    except RuntimeError:
+        return False
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prepacking_is_chosen_by_what_this_cpu_runs(dtype: torch.dtype) -> None:
+    """The probe's answer is what oneDNN does here: prepacked where its reorder runs."""
+    if not torch.backends.mkldnn.is_available():
+        assert glide_nn.PREPACKED_DTYPES == frozenset(), path_of(dtype)
+        return
+    can = _reorder_runs(dtype)
+    if dtype == torch.bfloat16:
+        can = can and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert (dtype in glide_nn.PREPACKED_DTYPES) == can, path_of(dtype)
+    if dtype == torch.float32:
+        assert can, "oneDNN runs fp32 prepacked kernels on every x86-64 CPU"
+
+
+# --- fused GroupNorm + scale-shift + SiLU --------------------------------------------------------
+
+
 def _norm_case(channels: int = 64, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     norm = GroupNorm32(channels)
@@ -48,9 +100,6 @@ def _norm_case(channels: int = 64, seed: int = 0):
     x = torch.randn(2, channels, 8, 8, generator=g) * 3 + 1
     scale, shift = (0.5 * torch.randn(2, channels, 1, 1, generator=g) for _ in range(2))
     return norm, x, scale, shift
-
-
-# --- fused GroupNorm + scale-shift + SiLU --------------------------------------------------------
 
 
 @pytest.mark.parametrize("grad", [False, True])
@@ -67,15 +116,26 @@ def test_fp32_norm_silu_is_bit_identical_to_the_plain_layers(grad: bool) -> None
 
 
 @pytest.mark.parametrize("fused", [True, False])
+def test_channels_last_fp32_norm_silu_agrees_with_the_plain_layers(fused: bool,
+                                                                   switches) -> None:
+    glide_nn.FUSED_NORMS = fused
+    norm, x, scale, shift = _norm_case()
+    expected = F.silu(norm(x) * (1 + scale) + shift)
+    out = norm_silu(norm, x.contiguous(memory_format=CL), scale, shift)
+    assert out.dtype == torch.float32
+    assert _rel_err(out, expected) <= FP32_LAYER_TOL, f"{ISA} CPU, fused={fused}"
+
+
+@pytest.mark.parametrize("fused", [True, False])
 def test_bf16_norm_silu_agrees_with_fp32(fused: bool, switches) -> None:
     glide_nn.FUSED_NORMS = fused
     norm, x, scale, shift = _norm_case()
     expected = norm_silu(norm, x, scale, shift)
     low = norm.to(torch.bfloat16)
-    out = norm_silu(low, x.bfloat16().contiguous(memory_format=torch.channels_last),
+    out = norm_silu(low, x.bfloat16().contiguous(memory_format=CL),
                     scale.bfloat16(), shift.bfloat16())
     assert out.dtype == torch.bfloat16
-    assert _rel_err(out, expected) <= NORM_TOL
+    assert _rel_err(out, expected) <= NORM_TOL, f"{ISA} CPU, fused={fused}"
 
 
 def test_bf16_norm_silu_with_autograd_does_not_write_in_place() -> None:
@@ -90,82 +150,102 @@ def test_bf16_norm_silu_with_autograd_does_not_write_in_place() -> None:
 # --- prepacked oneDNN weights --------------------------------------------------------------------
 
 
-def test_prepacking_is_on_where_onednn_is() -> None:
-    assert glide_nn.PREPACKING == torch.backends.mkldnn.is_available()
-
-
-def _conv(channels: int = 32, seed: int = 0) -> torch.nn.Conv2d:
+def _conv(dtype: torch.dtype, channels: int = 32, seed: int = 0) -> torch.nn.Conv2d:
     torch.manual_seed(seed)
     conv = torch.nn.Conv2d(channels, channels, 3, padding=1).requires_grad_(False)
-    return conv.to(torch.bfloat16, memory_format=torch.channels_last)
+    return conv.to(dtype, memory_format=CL)
 
 
-def test_prepacked_convolution_equals_the_plain_one() -> None:
-    conv = _conv()
-    x = torch.randn(2, 32, 8, 8).bfloat16().contiguous(memory_format=torch.channels_last)
+def _x(dtype: torch.dtype, side: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 32, side, side, generator=g).to(dtype).contiguous(memory_format=CL)
+
+
+def _layer_tol(dtype: torch.dtype) -> float:
+    return FP32_LAYER_TOL if dtype == torch.float32 else 2**-7  # bf16: one rounding
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channels_last_convolution_is_prepacked_where_the_cpu_can(dtype: torch.dtype) -> None:
+    conv, x = _conv(dtype), _x(dtype, 8)
     with torch.no_grad():
         out = conv2d(conv, x)
-        assert packed_bytes(conv) > 0  # the packed kernel ran
-        torch.testing.assert_close(out, conv(x), rtol=0.01, atol=0.01)
+        expected = conv(x)
+    if dtype in glide_nn.PREPACKED_DTYPES:
+        assert packed_bytes(conv) > 0, path_of(dtype)
+        assert _rel_err(out, expected) <= _layer_tol(dtype), path_of(dtype)
+    else:  # the fallback is the layer itself
+        assert packed_bytes(conv) == 0 and torch.equal(out, expected), path_of(dtype)
 
 
-def test_large_inputs_and_fp32_are_not_prepacked() -> None:
-    conv = _conv()
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_or_contiguous_inputs_take_the_layer_itself(dtype: torch.dtype) -> None:
+    conv = _conv(dtype)
     side = int((glide_nn.PACK_MAX_PIXELS // 2) ** 0.5) * 2
-    big = torch.randn(1, 32, side, side).bfloat16().contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        torch.testing.assert_close(conv2d(conv, big), conv(big), rtol=0, atol=0)
-        assert packed_bytes(conv) == 0
-        plain = conv.float()
-        small = torch.randn(1, 32, 4, 4)
-        assert torch.equal(conv2d(plain, small), plain(small))
-        assert packed_bytes(plain) == 0
+        big = _x(dtype, side, batch=1)
+        assert torch.equal(conv2d(conv, big), conv(big)), path_of(dtype)
+        small = torch.randn(1, 32, 4, 4).to(dtype)  # contiguous: the exact path
+        assert torch.equal(conv2d(conv, small), conv(small)), path_of(dtype)
+    assert packed_bytes(conv) == 0
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("side", [4, 64])  # prepacked weight / the layer's own weight
-def test_convolution_with_a_fused_addition_equals_conv_plus_add(side: int) -> None:
-    conv = _conv()
-    g = torch.Generator().manual_seed(3)
-    x, residual = (torch.randn(1, 32, side, side, generator=g).bfloat16()
-                   .contiguous(memory_format=torch.channels_last) for _ in range(2))
+def test_convolution_with_a_fused_addition_equals_conv_plus_add(side: int,
+                                                               dtype: torch.dtype) -> None:
+    conv = _conv(dtype)
+    x, residual = _x(dtype, side, 1, seed=3), _x(dtype, side, 1, seed=4)
     with torch.no_grad():
         out = conv2d(conv, x, add=residual)
         expected = conv(x).float() + residual.float()
-    assert out.dtype == torch.bfloat16
-    assert _rel_err(out, expected) <= 2 ** -7  # one bf16 rounding of the sum
-    plain = conv.float()
-    with torch.no_grad():
-        fp32 = conv2d(plain, x.float(), add=residual.float())
-    assert torch.equal(fp32, plain(x.float()) + residual.float())
+    assert out.dtype == dtype
+    assert _rel_err(out, expected) <= _layer_tol(dtype), path_of(dtype)  # one rounding more
+    plain = conv.to(memory_format=torch.contiguous_format)
+    x, residual = x.contiguous(), residual.contiguous()
+    with torch.no_grad():  # the exact path adds after the layer, bit for bit
+        assert torch.equal(conv2d(plain, x, add=residual), plain(x) + residual)
 
 
-def test_packed_weight_follows_weight_changes() -> None:
-    conv = _conv()
-    x = torch.randn(1, 32, 4, 4).bfloat16().contiguous(memory_format=torch.channels_last)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_packed_weight_follows_weight_changes(dtype: torch.dtype) -> None:
+    conv, x = _conv(dtype), _x(dtype, 4, 1)
     with torch.no_grad():
         first = conv2d(conv, x)
         conv.weight.mul_(-1)
-        torch.testing.assert_close(conv2d(conv, x), -first + 2 * conv.bias.view(1, -1, 1, 1),
-                                   rtol=0.02, atol=0.02)
-        torch.testing.assert_close(conv2d(conv, x), conv(x), rtol=0.01, atol=0.01)
+        flipped = -first + 2 * conv.bias.view(1, -1, 1, 1)
+        assert _rel_err(conv2d(conv, x), flipped) <= 4 * _layer_tol(dtype), path_of(dtype)
+        assert _rel_err(conv2d(conv, x), conv(x)) <= _layer_tol(dtype), path_of(dtype)
 
 
 def test_autograd_takes_the_plain_path() -> None:
-    conv = _conv().requires_grad_(True)
-    x = torch.randn(1, 32, 4, 4).bfloat16().contiguous(memory_format=torch.channels_last)
-    conv2d(conv, x.requires_grad_()).float().sum().backward()
-    assert packed_bytes(conv) == 0 and conv.weight.grad is not None
+    for dtype in (torch.float32, torch.bfloat16):
+        conv = _conv(dtype).requires_grad_(True)
+        conv2d(conv, _x(dtype, 4, 1).requires_grad_()).float().sum().backward()
+        assert packed_bytes(conv) == 0 and conv.weight.grad is not None, path_of(dtype)
 
 
-def test_prepacked_linear_equals_f_linear() -> None:
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_is_prepacked_in_bf16_only_where_the_cpu_can(dtype: torch.dtype) -> None:
     torch.manual_seed(0)
-    dense = torch.nn.Linear(48, 96).bfloat16().requires_grad_(False)
-    x = torch.randn(2, 10, 48).bfloat16()
+    dense = torch.nn.Linear(48, 96).to(dtype).requires_grad_(False)
+    x = torch.randn(2, 10, 48).to(dtype)
     with torch.no_grad():
         out = linear(x, dense.weight, dense.bias, dense)
-        assert packed_bytes(dense) > 0
-        torch.testing.assert_close(out, F.linear(x, dense.weight, dense.bias),
-                                   rtol=0.01, atol=0.01)
+        expected = F.linear(x, dense.weight, dense.bias)
+    if dtype == torch.bfloat16 and dtype in glide_nn.PREPACKED_DTYPES:
+        assert packed_bytes(dense) > 0, path_of(dtype)
+        assert _rel_err(out, expected) <= _layer_tol(dtype), path_of(dtype)
+    else:  # fp32 GEMMs are left to MKL, which packs its own
+        assert packed_bytes(dense) == 0 and torch.equal(out, expected), path_of(dtype)
+
+
+def test_a_model_with_packed_weights_can_be_copied() -> None:
+    conv, x = _conv(torch.float32), _x(torch.float32, 8)
+    with torch.no_grad():
+        out = conv2d(conv, x)
+        twin = copy.deepcopy(conv)
+        assert torch.equal(conv2d(twin, x), out)
 
 
 # --- whole models ---------------------------------------------------------------------------------
@@ -190,58 +270,80 @@ def _inputs(options: dict, batch: int = 2, size: int | None = None) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_pairs() -> dict[str, tuple[torch.nn.Module, torch.nn.Module]]:
-    """Each tiny model as the manager prepares it in fp32 and with `--dtype bf16`."""
+def tiny_models() -> dict[str, dict[str, torch.nn.Module]]:
+    """Each tiny model as the manager prepares it in fp32 and with `--dtype bf16`, and the
+    fp32 one in the contiguous layout (the exact path, the reference's arithmetic)."""
     fp32 = models.ModelManager("tiny", device="cpu", dtype="fp32")
     bf16 = models.ModelManager("tiny", device="cpu", dtype="bf16")
-    return {name: (fp32.get(name), bf16.get(name)) for name in MODEL_NAMES}
+    return {name: {"fp32": fp32.get(name), "bf16": bf16.get(name),
+                   "exact": copy.deepcopy(fp32.get(name)).to(
+                       memory_format=torch.contiguous_format)}
+            for name in MODEL_NAMES}
 
 
-def test_bf16_on_the_cpu_is_prepared_channels_last(tiny_pairs) -> None:
-    fp32, bf16 = tiny_pairs["base"]
-    conv = bf16.input_blocks[0][0]
-    assert conv.weight.dtype == torch.bfloat16
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    assert fp32.input_blocks[0][0].weight.is_contiguous()
+def test_the_manager_prepares_cpu_models_channels_last(tiny_models) -> None:
+    for dtype in ("fp32", "bf16"):
+        conv = tiny_models["base"][dtype].input_blocks[0][0]
+        assert conv.weight.dtype == {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+        assert conv.weight.is_contiguous(memory_format=CL) and not conv.weight.is_contiguous()
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_every_fast_path_agrees_with_fp32(name: str, tiny_pairs, switches) -> None:
-    fp32, bf16 = tiny_pairs[name]
-    inputs = _inputs(fp32.options)
+def test_fp32_fast_path_agrees_with_the_exact_path(name: str, tiny_models, switches) -> None:
+    fast, exact = tiny_models[name]["fp32"], tiny_models[name]["exact"]
+    inputs = _inputs(exact.options)
     with torch.no_grad():
-        expected = fp32(**inputs)
+        expected = exact(**inputs)
+        outputs = {}
+        for fused in (False, True):
+            for prepack in (False, True):
+                glide_nn.FUSED_NORMS, glide_nn.PREPACKING = fused, prepack
+                outputs[fused, prepack] = fast(**inputs)
+    assert (packed_bytes(fast) > 0) == (torch.float32 in glide_nn.PREPACKED_DTYPES)
+    assert packed_bytes(exact) == 0  # the contiguous model never packs
+    for key, out in outputs.items():
+        assert _rel_err(out, expected) <= FP32_MODEL_TOL, f"{path_of(torch.float32)}, {key}"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_bf16_path_agrees_with_fp32(name: str, tiny_models, switches) -> None:
+    bf16, exact = tiny_models[name]["bf16"], tiny_models[name]["exact"]
+    inputs = _inputs(exact.options)
+    with torch.no_grad():
+        expected = exact(**inputs)
         outputs = {}
         for fused in (False, True):
             for prepack in (False, True):
                 glide_nn.FUSED_NORMS, glide_nn.PREPACKING = fused, prepack
                 outputs[fused, prepack] = bf16(**inputs)
-    assert packed_bytes(bf16) > 0
+    assert (packed_bytes(bf16) > 0) == (torch.bfloat16 in glide_nn.PREPACKED_DTYPES), \
+        path_of(torch.bfloat16)
     assert torch.isfinite(expected).all() and expected.abs().max() > 0.1
     plain = _rel_err(outputs[False, False], expected)
     for key, out in outputs.items():
         assert out.dtype == torch.float32
-        assert _rel_err(out, expected) <= min(MODEL_TOL, FUSION_FACTOR * plain), key
+        assert _rel_err(out, expected) <= min(MODEL_TOL, FUSION_FACTOR * plain), \
+            f"{path_of(torch.bfloat16)}, fused/prepacked {key}"
 
 
-def test_fp32_model_is_unchanged_by_the_switches(tiny_pairs, switches) -> None:
-    fp32, _ = tiny_pairs["base"]
-    inputs = _inputs(fp32.options)
+def test_the_exact_fp32_model_is_unchanged_by_the_switches(tiny_models, switches) -> None:
+    exact = tiny_models["base"]["exact"]
+    inputs = _inputs(exact.options)
     with torch.no_grad():
-        expected = fp32(**inputs)
+        expected = exact(**inputs)
         glide_nn.FUSED_NORMS, glide_nn.PREPACKING = False, False
-        assert torch.equal(fp32(**inputs), expected)
-    assert packed_bytes(fp32) == 0
+        assert torch.equal(exact(**inputs), expected)
+    assert packed_bytes(exact) == 0
 
 
-def test_bf16_model_gradient_through_x_agrees_with_fp32(tiny_pairs) -> None:
+def test_bf16_model_gradient_through_x_agrees_with_fp32(tiny_models) -> None:
     """CLIP guidance on the predicted image differentiates through the UNet."""
     grads = []
-    for model in tiny_pairs["base"]:
+    for model in (tiny_models["base"]["exact"], tiny_models["base"]["bf16"]):
         inputs = _inputs(model.options, batch=1)
         x = inputs.pop("x").requires_grad_()
         with torch.enable_grad():
             model(x, **inputs)[:, :3].square().sum().backward()
         grads.append(x.grad.flatten())
     cosine = F.cosine_similarity(grads[0], grads[1], dim=0).item()
-    assert cosine > 0.99
+    assert cosine > 0.99, path_of(torch.bfloat16)

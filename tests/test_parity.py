@@ -72,6 +72,20 @@ def test_manifest_file(rel: str) -> None:
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize("rel", sorted(r for r in _manifest()["files"] if r.startswith("models/")))
+def test_model_fixture_in_the_apps_cpu_layout(rel: str) -> None:
+    """The app runs CPU models channels_last (prepacked oneDNN kernels where the CPU has
+    them): the same outputs within the contract's tolerances, on whatever CPU this is."""
+    from parity import models
+
+    spec = _manifest()["files"][rel]
+    expected = load_fixture(reference_dir() / rel)
+    with torch.no_grad():
+        actual = models.produce(rel, expected, reference_dir(), channels_last=True)
+    problems = compare(actual, expected, spec.get("atol_by_key", {}), 0.0)
+    assert not problems, f"{torch.backends.cpu.get_cpu_capability()} CPU: " + "\n".join(problems)
+
+
 def test_every_manifest_file_exists() -> None:
     ref = reference_dir()
     missing = [rel for rel in _manifest()["files"] if not (ref / rel).is_file()]

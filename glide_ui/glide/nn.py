@@ -10,6 +10,7 @@ the plain layers do.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import torch
@@ -17,24 +18,33 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm with 32 groups and eps 1e-5, computed in float32 (returns float32)."""
+    """GroupNorm with 32 groups and eps 1e-5, computed in float32 (returns float32; a
+    float64 model keeps float64)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__(32, channels, eps=1e-5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(),
+        x = _at_least_fp32(x)
+        return F.group_norm(x, self.num_groups, self.weight.to(x.dtype), self.bias.to(x.dtype),
                             self.eps)
 
 
 FUSED_NORMS = True
-"""bf16 on the CPU: normalise in one mixed-precision kernel (bf16 in, float32 arithmetic,
-bf16 out) instead of converting to float32 and back around it. A switch for the bench."""
+"""On the CPU, in bf16 or in a channels_last model: normalise in one kernel with the
+scale-shift folded into its affine map (bf16: mixed precision, bf16 in, float32 arithmetic,
+bf16 out) instead of converting and scaling around it. A switch for the bench."""
 
 
 def _fused(x: torch.Tensor) -> bool:
-    return FUSED_NORMS and x.dtype != torch.float32 and x.device.type == "cpu"
+    return (FUSED_NORMS and x.device.type == "cpu"
+            and (x.dtype in (torch.bfloat16, torch.float16)
+                 or (x.dtype == torch.float32 and _channels_last(x))))
 
 
 def group_norm_as_input(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
@@ -76,11 +86,13 @@ def _scaled_group_norm(norm: nn.GroupNorm, x: torch.Tensor, scale: torch.Tensor 
 
 
 class LayerNorm(nn.LayerNorm):
-    """LayerNorm (eps 1e-5) computed in float32 (returns float32)."""
+    """LayerNorm (eps 1e-5) computed in float32 (returns float32; a float64 model keeps
+    float64)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(),
-                            self.bias.float(), self.eps)
+        x = _at_least_fp32(x)
+        return F.layer_norm(x, self.normalized_shape, self.weight.to(x.dtype),
+                            self.bias.to(x.dtype), self.eps)
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
@@ -123,13 +135,15 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
 
 
-# --- oneDNN weight prepacking (CPU, low precision, inference) ---------------------------------
+# --- oneDNN weight prepacking (CPU, inference) ------------------------------------------------
 #
-# A bf16 convolution on the CPU reorders its weight into oneDNN's blocked layout on every
+# A oneDNN convolution on the CPU reorders its weight into oneDNN's blocked layout on every
 # call. Where the weight is large next to the activations (the deep, small-spatial levels)
 # that reorder costs more than the convolution itself, so layers keep a prepacked copy of
 # their weight (made on first use, remade when the weight changes) and call oneDNN's
-# prepacked kernels.
+# prepacked kernels. Only models prepared in channels_last take this path (the manager
+# prepares them so where it pays); a contiguous float32 model computes exactly what the
+# reference does.
 
 PACK_MAX_PIXELS = 256 * 256 * 2
 """Convolutions whose input has at most this many pixels (batch x height x width) use a
@@ -138,34 +152,59 @@ upsampler: 1 row at 256 px; inpainting: 2 rows). Measured on the full-size upsam
 idle machine (`python -m bench.levers`): packing its 128 and 256 px levels too took a
 forward from 1.34 s to 1.09 s (median of 5); their weights are small, so the copies are."""
 
-_PACKED_ATTR = "_glide_packed"
+# module -> (weight stamp, {input shape: packed weight}); outside the modules, so copying
+# or pickling a model never meets oneDNN's opaque tensors.
+_PACKS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, dict]] = weakref.WeakKeyDictionary()
+_PACK_ARGS = ([1, 1], [1, 1], [1, 1], 1)  # padding, stride, dilation, groups of the probe
 
 
-def _prepacking_available() -> bool:
+def _prepacked_kernels_run(dtype: torch.dtype) -> bool:
+    """Whether oneDNN's prepacked convolution and linear kernels run in `dtype` on this CPU,
+    tried once on a tiny input. (bf16 needs AVX512BW/VL/DQ or AVX-NE-CONVERT: on an
+    AVX2-only CPU oneDNN refuses the bf16 reorder, and torch emulates bf16 elsewhere.)"""
     try:
-        return (torch.backends.mkldnn.is_available()
-                and torch.ops.mkldnn._convolution_pointwise is not None
-                and torch.ops.mkldnn._linear_pointwise is not None)
+        if not torch.backends.mkldnn.is_available():
+            return False
+        if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
+        x = torch.ones(1, 8, 4, 4, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        weight = torch.ones(8, 8, 3, 3, dtype=dtype)
+        packed = torch.ops.mkldnn._reorder_convolution_weight(weight, *_PACK_ARGS,
+                                                              list(x.shape))
+        torch.ops.mkldnn._convolution_pointwise(x, packed, None, *_PACK_ARGS, "none", [], "")
+        dense = torch.ops.mkldnn._reorder_linear_weight(weight[:, :, 0, 0].contiguous(), None)
+        torch.ops.mkldnn._linear_pointwise(x[:, :, 0, 0], dense, None, "none", [], "")
+        return True
     except (AttributeError, RuntimeError):
         return False
 
 
-PREPACKING = _prepacking_available()
+PREPACKED_DTYPES: frozenset[torch.dtype] = frozenset(
+    dtype for dtype in (torch.float32, torch.bfloat16) if _prepacked_kernels_run(dtype))
+"""The dtypes in which this CPU runs oneDNN's prepacked kernels (a capability, probed once)."""
+
+PREPACKING = True
+"""Use prepacked weights where the CPU can (`PREPACKED_DTYPES`). A switch for the bench."""
 
 
-def _wants_packing(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    return (PREPACKING and x.device.type == "cpu" and x.dtype == torch.bfloat16
-            and weight.dtype == torch.bfloat16
+def _packable(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (PREPACKING and x.device.type == "cpu" and x.dtype in PREPACKED_DTYPES
+            and weight.dtype == x.dtype
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    """x [N, C, H, W] is stored channels_last, as activations are in a model prepared so."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def _packed_weight(module: nn.Module, key: tuple, pack: Any) -> torch.Tensor:
     """The module's packed weight for `key`, made by `pack()` when missing or stale."""
     weight = module.weight
     stamp = (weight.data_ptr(), weight._version, weight.dtype, weight.shape)
-    cache = module.__dict__.get(_PACKED_ATTR)
+    cache = _PACKS.get(module)
     if cache is None or cache[0] != stamp:
-        cache = module.__dict__[_PACKED_ATTR] = (stamp, {})
+        cache = _PACKS[module] = (stamp, {})
     packs = cache[1]
     if key not in packs:
         packs[key] = pack()
@@ -176,7 +215,7 @@ def conv2d(conv: nn.Conv2d, x: torch.Tensor, add: torch.Tensor | None = None) ->
     """conv(x) (+ add); on the CPU in bf16 without autograd, small inputs use a prepacked
     weight and the addition is done by the convolution's own kernel, in float32 before
     its single rounding (saves a pass over the output at the large upsampler levels)."""
-    if not _wants_packing(x, conv.weight) or conv.groups != 1:
+    if not (_packable(x, conv.weight) and _channels_last(x)) or conv.groups != 1:
         return _plus(conv(x), add)
     args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
     weight = conv.weight
@@ -204,7 +243,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
            owner: nn.Module) -> torch.Tensor:
     """F.linear(x, weight, bias); on the CPU in bf16 without autograd, with a packed weight
     cached on `owner` (whose `weight` is `weight` up to a view)."""
-    if not _wants_packing(x, weight):
+    if not (_packable(x, weight) and x.dtype == torch.bfloat16):  # fp32: MKL packs its own
         return F.linear(x, weight, bias)
     packed = _packed_weight(owner, (), lambda: torch.ops.mkldnn._reorder_linear_weight(
         weight.contiguous(), None))
@@ -215,7 +254,7 @@ def packed_bytes(model: nn.Module) -> int:
     """Bytes of the prepacked weight copies `model`'s layers hold (made on first use)."""
     total = 0
     for module in model.modules():
-        cache = module.__dict__.get(_PACKED_ATTR)
+        cache = _PACKS.get(module)
         if cache is not None:
             total += sum(t.numel() * t.element_size() for t in cache[1].values())
     return total
@@ -225,7 +264,7 @@ def prepack_allowance(model: nn.Module, dtype: torch.dtype, device: torch.device
     """At most the bytes `model`'s packed copies take once it runs in `dtype` on `device`
     (one input shape per layer): its convolution and linear weights where prepacking
     applies, else 0. Known before any forward, even on the meta device, for budgets."""
-    if not (PREPACKING and dtype == torch.bfloat16 and device.type == "cpu"):
+    if not (PREPACKING and dtype in PREPACKED_DTYPES and device.type == "cpu"):
         return 0
     layers = (nn.Conv1d, nn.Conv2d, nn.Linear)
     return sum(m.weight.numel() * dtype.itemsize for m in model.modules()

@@ -219,11 +219,15 @@ def upsample(model: nn.Module, prompt: str, low_res: torch.Tensor, seeds: Sequen
 
 
 def recipe_settings(request: Request, manager: Any, **extra: Any) -> dict[str, Any]:
-    """Every request field that shapes the images, plus where it ran (device, dtype)."""
+    """Every request field that shapes the images, plus where it ran (device, dtype, and
+    the kernel path, e.g. "cpu, fp32, channels_last, oneDNN-prepacked weights")."""
     settings = {field.name: getattr(request, field.name)
                 for field in dataclasses.fields(request) if field.name not in _NOT_SETTINGS}
     settings["device"] = str(manager.device)
     settings["dtype"] = str(manager.dtype).removeprefix("torch.")
+    path = getattr(manager, "path", None)
+    if path is not None:
+        settings["compute_path"] = path.describe()
     settings.update(extra)
     return settings
 

@@ -34,8 +34,11 @@ def render_status(status: ManagerStatus) -> str:
         f"<b>Device:</b> {html.escape(status.device)} &nbsp; "
         f"<b>dtype:</b> {html.escape(status.dtype)} &nbsp; "
         f"<b>Memory:</b> {megabytes(status.used_bytes)} of "
-        f"{megabytes(status.budget_bytes)} budget</p>"
+        f"{megabytes(status.budget_bytes)} budget</p>",
+        f"<p><b>Compute path:</b> {html.escape(status.compute_path)}</p>",
     ]
+    if status.notice:
+        parts.append(f"<p>⚠️ {html.escape(status.notice)}</p>")
     if status.loaded:
         parts.append(_table(["Model", "Device", "dtype", "Memory", "Running now"],
                             [[m.name, m.device, m.dtype, megabytes(m.bytes),
@@ -76,6 +79,7 @@ def build(manager: ModelManager) -> gr.HTML:
 
 
 def banner(manager: ModelManager) -> str:
-    """A line at the top of the page when the models cannot make pictures."""
+    """A line at the top of the page when the models cannot make pictures, or run on a
+    slow path the user chose (emulated bf16)."""
     notice = manager.status().notice
     return f"⚠️ **{notice}**" if notice else ""

@@ -1,0 +1,161 @@
+"""How this machine runs GLIDE: device, dtype and CPU kernels, chosen by capability.
+
+On the CPU the choice rests on what the processor can do, asked of torch and oneDNN (and
+probed once, `glide.nn.PREPACKED_DTYPES`), never on which operators merely exist:
+
+| CPU                             | default | path                                           |
+|---------------------------------|---------|------------------------------------------------|
+| AMX-bf16 or AVX512-BF16         | bf16    | channels_last, oneDNN-prepacked bf16 weights   |
+| any other x86-64 (AVX2, AVX512) | fp32    | channels_last, oneDNN-prepacked fp32 weights   |
+| no oneDNN (some ARM builds)     | fp32    | channels_last, torch's own kernels             |
+
+`--dtype bf16` on a CPU without bf16 instructions runs, emulated and slower than fp32, and
+says so (`ComputePath.notice`). On CUDA the default is fp16; a device that is not there
+is refused before anything loads.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from glide_ui.errors import GlideUIError
+from glide_ui.glide.nn import PREPACKED_DTYPES
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {
+    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+}
+DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+@dataclass(frozen=True)
+class CpuCapability:
+    """What the CPU can do, as torch and oneDNN see it.
+
+    isa: torch's vector level (`torch.backends.cpu.get_cpu_capability()`: "AVX2",
+    "AVX512", ...); native_bf16: bf16 dot products in hardware (AMX-bf16 or AVX512-BF16);
+    prepacked: dtypes whose oneDNN prepacked kernels run here.
+    """
+
+    isa: str
+    native_bf16: bool
+    prepacked: frozenset[torch.dtype]
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bf16 in hardware (AMX or AVX512-BF16), from /proc/cpuinfo
+    (False where there is none to read). Elsewhere bf16 is emulated, slower than fp32."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    flags = next((line.split(":", 1)[-1].split() for line in cpuinfo.splitlines()
+                  if line.startswith("flags")), [])
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def this_cpu() -> CpuCapability:
+    return CpuCapability(torch.backends.cpu.get_cpu_capability(), cpu_has_native_bf16(),
+                         PREPACKED_DTYPES)
+
+
+@dataclass(frozen=True)
+class ComputePath:
+    """The device, dtype and kernels models run with; `notice` says why it is slow, if so."""
+
+    device: torch.device
+    dtype: torch.dtype
+    channels_last: bool = False
+    prepacked: bool = False
+    notice: str = ""
+
+    def describe(self) -> str:
+        """E.g. "cpu, fp32, channels_last, oneDNN-prepacked weights"."""
+        parts = [str(self.device), DTYPE_NAMES[self.dtype]]
+        if self.channels_last:
+            parts.append("channels_last")
+        if self.prepacked:
+            parts.append("oneDNN-prepacked weights")
+        return ", ".join(parts)
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The device asked for, else CUDA when present, else the CPU.
+
+    Raises GlideUIError for a device this machine does not have (before any model loads).
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise GlideUIError(f"Unknown device {device!r}: use cpu, cuda, cuda:N or mps.") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise GlideUIError(f"--device {device}: no CUDA GPU is usable here (torch "
+                               f"{torch.__version__}); use --device cpu.")
+        if (resolved.index or 0) >= count:
+            raise GlideUIError(f"--device {device}: this machine has {count} CUDA GPU(s), "
+                               f"cuda:0 to cuda:{count - 1}.")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise GlideUIError(f"--device {device}: Apple's MPS is not available here; use "
+                           "--device cpu.")
+    elif resolved.type not in ("cpu", "cuda", "mps"):
+        raise GlideUIError(f"Unsupported device {device!r}: use cpu, cuda, cuda:N or mps.")
+    return resolved
+
+
+def choose_path(device: str | torch.device | None = None,
+                dtype: str | torch.dtype | None = None,
+                cpu: CpuCapability | None = None) -> ComputePath:
+    """The path for `device` and `dtype` (None: this machine's defaults, see the module).
+
+    cpu: the CPU's capability (default: this one's; tests pass others). Raises
+    GlideUIError for a device that is not there or a dtype the device cannot run.
+    """
+    resolved = resolve_device(device)
+    if resolved.type != "cpu":
+        return ComputePath(resolved, _accelerator_dtype(dtype, resolved))
+    cpu = cpu or this_cpu()
+    chosen = _parse_dtype(dtype) if dtype is not None else _cpu_default(cpu)
+    if chosen == torch.float16:
+        raise GlideUIError("fp16 is for GPUs; on the CPU use fp32 or bf16.")
+    notice = ""
+    if chosen == torch.bfloat16 and not cpu.native_bf16:
+        notice = (f"bf16 is emulated on this CPU ({cpu.isa}, no AMX or AVX512-BF16): it "
+                  "runs, but slower than fp32, this CPU's fastest setting (--dtype fp32).")
+    return ComputePath(resolved, chosen, channels_last=True,
+                       prepacked=chosen in cpu.prepacked, notice=notice)
+
+
+def _cpu_default(cpu: CpuCapability) -> torch.dtype:
+    if cpu.native_bf16 and torch.bfloat16 in cpu.prepacked:
+        return torch.bfloat16
+    return torch.float32
+
+
+def _accelerator_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if dtype is None:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    chosen = _parse_dtype(dtype)
+    if (chosen == torch.bfloat16 and device.type == "cuda"
+            and not torch.cuda.is_bf16_supported()):
+        raise GlideUIError(f"This GPU ({torch.cuda.get_device_name(device)}) has no bf16; "
+                           "use --dtype fp16 or fp32.")
+    return chosen
+
+
+def _parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    resolved = _DTYPES.get(dtype.lower()) if isinstance(dtype, str) else dtype
+    if resolved not in DTYPE_NAMES:
+        raise GlideUIError(f"Unsupported dtype {dtype!r}: use fp32, fp16 or bf16.")
+    return resolved

@@ -3,13 +3,17 @@
     python -m bench --json bench.json [--runs 5] [--lever-runs 3] [--skip-levers]
 
 Full-size GLIDE models with random weights (no checkpoint needed). Sections:
-  cpu       seconds per denoising step through the app's own sampling path with the
-            fastest CPU setting (`--dtype bf16`), and the fp32 path (which equals the
-            reference numerically, tests/test_parity.py) in the same process on the
-            same weights, steps interleaved; their ratio against the 0.35 target
+  peak      the machine's fp32 peak (cores x FMA width x clock, bench.peak)
+  cpu       seconds per denoising step through the app's own sampling path on this
+            machine's default path (bf16 where the CPU has bf16 hardware, else fp32), and
+            the reference's fp32 forward of the same batch (contiguous fp32, text encoded
+            in every forward: the reference's arithmetic, tests/test_parity.py) in the same
+            process on the same weights, interleaved; their ratio against the target of
+            that CPU kind (0.35 with bf16 hardware, 0.8 without) and fractions of the peak
   levers    each speed lever on one forward (bench.levers)
   flops     per forward and per full text2im sample
-  memory    bytes of base + upsampler in bf16 against a 16 GB laptop's default budget
+  memory    bytes of base + upsampler in the default dtype against a 16 GB laptop's
+            default budget
   steps     the default step counts and faster choices, with estimated times
   previews  what live previews add to a run (bench.pipeline)
   gpu       only when CUDA is present (bench.gpu)
@@ -31,16 +35,16 @@ from unittest import mock
 import psutil
 import torch
 
-from bench import levers, steps
+from bench import levers, peak, steps
 from bench.forward import CASES, count_flops, make_inputs
 from bench.pipeline import FullSizeRandomManager, preview_overhead, print_preview_overhead
 from glide_ui import models
+from glide_ui.compute import DTYPE_NAMES
 from glide_ui.glide import nn as glide_nn
 from glide_ui.glide.options import full_options
 from glide_ui.pipelines.requests import Text2ImRequest, respacing_steps
 
-TARGET_RATIO = 0.35
-FAST_DTYPE = "bf16"
+TARGETS = {"bf16": 0.35, "fp32": 0.8}  # step / the reference's fp32 forward, by default dtype
 LAPTOP_BYTES = 16 * 10**9  # "16 GB" as sold; a little less than 16 GiB
 STEP_CHOICES = {"base": ["100", "50", "ddim50", "ddim25"], "upsample": ["fast27", "ddim15"]}
 
@@ -57,80 +61,97 @@ def machine() -> dict[str, Any]:
     return {"cpu": model, "logical_cpus": psutil.cpu_count(),
             "physical_cores": psutil.cpu_count(logical=False),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "isa": torch.backends.cpu.get_cpu_capability(),
+            "prepacked": sorted(DTYPE_NAMES[d] for d in glide_nn.PREPACKED_DTYPES),
             "amx_bf16": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags,
             "memory_bytes": psutil.virtual_memory().total,
             "load_average_start": os.getloadavg()}
 
 
-def setting() -> str:
+def setting(manager: FullSizeRandomManager) -> str:
     packing = (f"oneDNN-prepacked weights for inputs <= {glide_nn.PACK_MAX_PIXELS} px"
-               if glide_nn.PREPACKING else "no prepacking (oneDNN ops unavailable)")
-    return (f"--dtype {FAST_DTYPE}: bf16 weights, channels_last, fused GroupNorm+SiLU, "
+               if manager.path.prepacked else "no prepacking (this CPU's oneDNN cannot)")
+    return (f"this machine's default ({manager.path.describe()}): fused GroupNorm+SiLU, "
             f"{packing}, SDPA attention, text encoded once per request, "
             f"{torch.get_num_threads()} threads (torch default)")
 
 
-def cpu_section(runs: int) -> tuple[dict[str, Any], dict[str, FullSizeRandomManager]]:
-    managers = {"fp32": FullSizeRandomManager(device="cpu", dtype="fp32"),
-                FAST_DTYPE: FullSizeRandomManager(device="cpu", dtype=FAST_DTYPE)}
-    per_stage = {}
+def cpu_section(runs: int, flops: dict[str, Any], machine_peak: dict[str, Any]
+                ) -> tuple[dict[str, Any], FullSizeRandomManager]:
+    """The default path's step through the app's pipeline against the reference's fp32
+    forward of the same batch (text encoded in it), interleaved in this process."""
+    fast = FullSizeRandomManager(device="cpu")
+    dtype = DTYPE_NAMES[fast.dtype]
+    target = TARGETS[dtype]
+    per_stage, ratio, cpu_ratio, of_peak = {}, {}, {}, {}
     for name in ("base", "upsample"):
-        per_stage[name] = steps.compare(name, managers, runs)
-        managers["fp32"].release(name)
-        fast, fp32 = per_stage[name][FAST_DTYPE], per_stage[name]["fp32"]
-        shape = "batch 1 with CFG = 2 rows, 64 px" if name == "base" else "batch 1, 256 px"
-        print(f"{name} step ({shape}, median of {fast['steps']}): "
-              f"{FAST_DTYPE} {fast['wall_s']:.3f} s "
-              f"(cpu {fast['cpu_s']:.3f} s), fp32 {fp32['wall_s']:.3f} s "
-              f"(cpu {fp32['cpu_s']:.3f} s): x{fast['wall_s'] / fp32['wall_s']:.2f} "
-              f"(target <= {TARGET_RATIO})", flush=True)
-    ratio = {name: per_stage[name][FAST_DTYPE]["wall_s"] / per_stage[name]["fp32"]["wall_s"]
-             for name in per_stage}
-    cpu_ratio = {name: per_stage[name][FAST_DTYPE]["cpu_s"] / per_stage[name]["fp32"]["cpu_s"]
-                 for name in per_stage}
+        reference = steps.reference_model(name)
+        per_stage[name] = steps.compare(name, {dtype: fast}, runs, reference)
+        del reference
+        ours, ref = per_stage[name][dtype], per_stage[name]["reference"]
+        ratio[name] = ours["wall_s"] / ref["wall_s"]
+        cpu_ratio[name] = ours["cpu_s"] / ref["cpu_s"]
+        of_peak[name] = {
+            "reference": flops[f"{name}_forward_flop"] / ref["wall_s"] / 1e9
+            / machine_peak["peak_gflops"],
+            "ours": flops[f"{name}_unet_flop"] / ours["wall_s"] / 1e9
+            / machine_peak["peak_gflops"]}
+        shape = "1 image with CFG = 2 rows, 64 px" if name == "base" else "1 image, 256 px"
+        print(f"{name} step ({shape}, median of {ours['steps']}): {dtype} "
+              f"{ours['wall_s']:.3f} s (cpu {ours['cpu_s']:.3f} s); the reference's fp32 "
+              f"forward {ref['wall_s']:.3f} s (cpu {ref['cpu_s']:.3f} s): "
+              f"x{ratio[name]:.2f} (target <= {target}); of the fp32 peak: reference "
+              f"{of_peak[name]['reference']:.0%}, ours {of_peak[name]['ours']:.0%} "
+              f"(its own FLOPs)", flush=True)
     section = {
-        "base_step_s": per_stage["base"][FAST_DTYPE]["wall_s"],
-        "upsample_step_s": per_stage["upsample"][FAST_DTYPE]["wall_s"],
-        "setting": setting(),
+        "base_step_s": per_stage["base"][dtype]["wall_s"],
+        "upsample_step_s": per_stage["upsample"][dtype]["wall_s"],
+        "dtype": dtype, "compute_path": fast.path.describe(), "setting": setting(fast),
         "path": "pipelines.text2im.guided_base (batch 1, CFG = 2 rows, 64 px) and "
-                "pipelines.common.upsample (batch 1, 256 px), steps interleaved with fp32",
+                "pipelines.common.upsample (batch 1, 256 px), steps interleaved with the "
+                "reference's forwards",
         "runs": runs,
-        "fp32": {"base_step_s": per_stage["base"]["fp32"]["wall_s"],
-                 "upsample_step_s": per_stage["upsample"]["fp32"]["wall_s"],
-                 "setting": "fp32, contiguous (--dtype fp32, the default on CPUs without bf16 "
-                            "hardware; equals the reference "
-                            "numerically, tests/test_parity.py)"},
-        "ratio_to_fp32": ratio, "cpu_time_ratio_to_fp32": cpu_ratio,
-        "target_ratio": TARGET_RATIO,
-        "meets_target": all(r <= TARGET_RATIO for r in ratio.values()),
+        "reference": {"base_forward_s": per_stage["base"]["reference"]["wall_s"],
+                      "upsample_forward_s": per_stage["upsample"]["reference"]["wall_s"],
+                      "setting": "fp32, contiguous, text encoded in every forward: the "
+                                 "reference implementation's arithmetic and work "
+                                 "(tests/test_parity.py), same weights, same process"},
+        "ratio_to_reference": ratio, "cpu_time_ratio_to_reference": cpu_ratio,
+        "fraction_of_fp32_peak": of_peak, "target_ratio": target,
+        "meets_target": all(r <= target for r in ratio.values()),
         "detail": per_stage,
-        "reference_fp32_forward_s": {"base": 3.7, "upsample": 10.3,
-                                     "note": "the reference's own fp32 forward, measured "
-                                             "earlier on this machine kind (code not here)"},
     }
-    return section, managers
+    return section, fast
 
 
 def flops_section() -> dict[str, Any]:
-    per_forward = {}
+    per_forward, unet_only = {}, {}
     for name, (batch, size) in CASES.items():
         options = full_options(name)
-        per_forward[name] = count_flops(options, make_inputs(options, batch, size))
+        inputs = make_inputs(options, batch, size)
+        per_forward[name] = count_flops(options, inputs)
+        unet_only[name] = count_flops(options, inputs, text_once=True)
     base_steps = respacing_steps("base", Text2ImRequest.base_respacing)[1]
     up_steps = respacing_steps("upsample", Text2ImRequest.upsample_respacing)[1]
-    sample = base_steps * per_forward["base"] + up_steps * per_forward["upsample"]
-    print(f"FLOPs: base forward (batch 2) {per_forward['base'] / 1e9:.0f} GFLOP, upsampler "
-          f"forward (batch 1) {per_forward['upsample'] / 1e9:.0f} GFLOP; a text2im sample "
-          f"({base_steps} + {up_steps} steps) {sample / 1e12:.1f} TFLOP", flush=True)
+    sample = base_steps * unet_only["base"] + up_steps * unet_only["upsample"]
+    print(f"FLOPs: base forward (batch 2) {per_forward['base'] / 1e9:.0f} GFLOP "
+          f"({unet_only['base'] / 1e9:.0f} without the text transformer, which the app runs "
+          f"once per request), upsampler forward (batch 1) "
+          f"{per_forward['upsample'] / 1e9:.0f} GFLOP ({unet_only['upsample'] / 1e9:.0f}); "
+          f"a text2im sample ({base_steps} + {up_steps} steps) {sample / 1e12:.1f} TFLOP",
+          flush=True)
     return {"base_forward_flop": per_forward["base"],
             "upsample_forward_flop": per_forward["upsample"],
+            "base_unet_flop": unet_only["base"], "upsample_unet_flop": unet_only["upsample"],
             "text2im_sample_flop": sample, "sample_steps": [base_steps, up_steps]}
 
 
 def memory_section(manager: FullSizeRandomManager) -> dict[str, Any]:
-    """Weights of base + upsampler as the manager holds them in bf16 (plus the prepacked
-    copies made while sampling) against the default budget of a 16 GB machine."""
+    """Weights of base + upsampler as the manager holds them in this machine's default
+    dtype (plus the prepacked copies made while sampling) against the default budget of a
+    16 GB machine."""
     names = ("base", "upsample")
+    dtype = DTYPE_NAMES[manager.dtype]
     weights = {name: models.model_bytes(manager.get(name)) for name in names}
     packed = {name: glide_nn.packed_bytes(manager.get(name)) for name in names}
     with mock.patch.dict(os.environ, {models.MEMORY_ENV: ""}), \
@@ -138,14 +159,13 @@ def memory_section(manager: FullSizeRandomManager) -> dict[str, Any]:
                               return_value=mock.Mock(total=LAPTOP_BYTES)):
         budget = models.default_budget(torch.device("cpu"))
     total = sum(weights.values()) + sum(packed.values())
-    fp32 = {name: models.model_bytes(manager.get(name)) * 2 for name in names}
     print(f"memory: base {weights['base'] / 1e9:.2f} GB + upsampler "
-          f"{weights['upsample'] / 1e9:.2f} GB in bf16, + {sum(packed.values()) / 1e9:.2f} GB "
-          f"prepacked copies = {total / 1e9:.2f} GB; default budget on a 16 GB machine "
-          f"{budget / 1e9:.2f} GB: {'fits' if total <= budget else 'DOES NOT FIT'} "
-          f"(fp32 would take {sum(fp32.values()) / 1e9:.2f} GB)", flush=True)
-    return {"weights_bytes_bf16": weights, "prepacked_bytes": packed, "total_bytes": total,
-            "weights_bytes_fp32": fp32, "laptop_bytes": LAPTOP_BYTES,
+          f"{weights['upsample'] / 1e9:.2f} GB in {dtype}, + {sum(packed.values()) / 1e9:.2f} "
+          f"GB prepacked copies = {total / 1e9:.2f} GB; default budget on a 16 GB machine "
+          f"{budget / 1e9:.2f} GB: {'fits' if total <= budget else 'DOES NOT FIT'}",
+          flush=True)
+    return {"dtype": dtype, "weights_bytes": weights, "prepacked_bytes": packed,
+            "total_bytes": total, "laptop_bytes": LAPTOP_BYTES,
             "default_budget_bytes": budget, "fits": total <= budget,
             "note": "the manager counts weights and room for the prepacked copies; "
                     "activations and the app live in the rest"}
@@ -183,17 +203,19 @@ def main(argv: list[str] | None = None) -> None:
     report: dict[str, Any] = {"machine": machine()}
     info = report["machine"]
     print(f"{info['cpu']}: {info['physical_cores']} cores, torch {info['torch']} with "
-          f"{info['torch_threads']} threads, AMX-bf16 {info['amx_bf16']}; load average "
+          f"{info['torch_threads']} threads, {info['isa']}, AMX-bf16 {info['amx_bf16']}, "
+          f"prepacked kernels {info['prepacked']}; load average "
           f"{info['load_average_start'][0]:.1f}", flush=True)
+    report["peak"] = peak.peak()
+    print(peak.describe(report["peak"]), flush=True)
     report["flops"] = flops_section()
-    report["cpu"], managers = cpu_section(args.runs)
-    report["memory"] = memory_section(managers[FAST_DTYPE])
+    report["cpu"], fast = cpu_section(args.runs, report["flops"], report["peak"])
+    report["memory"] = memory_section(fast)
     report["steps"] = steps_section(report["cpu"])
-    print("previews (fast CPU setting, base ddim10 + upsampler 3 steps):", flush=True)
-    report["previews"] = preview_overhead(managers[FAST_DTYPE], "ddim10", "3",
-                                          args.preview_runs)
+    print("previews (default path, base ddim10 + upsampler 3 steps):", flush=True)
+    report["previews"] = preview_overhead(fast, "ddim10", "3", args.preview_runs)
     print_preview_overhead(report["previews"])
-    del managers
+    del fast
     if not args.skip_levers:
         report["levers"] = {}
         for name in CASES:

@@ -39,11 +39,17 @@ def make_inputs(options: dict, batch: int, size: int) -> dict[str, torch.Tensor]
     return inputs
 
 
-def count_flops(options: dict, inputs: dict[str, torch.Tensor]) -> int:
-    """FLOPs of one forward, counted on the meta device (attention counted as matmuls)."""
+def count_flops(options: dict, inputs: dict[str, torch.Tensor], text_once: bool = False) -> int:
+    """FLOPs of one forward, counted on the meta device (attention counted as matmuls).
+
+    text_once: leave out the text transformer (the app encodes the prompt once per request).
+    """
     with torch.device("meta"):
         model = create_model(options)
         meta_inputs = {k: torch.empty_like(v, device="meta") for k, v in inputs.items()}
+        if text_once:
+            meta_inputs["text"] = model.encode_text(meta_inputs.pop("tokens"),
+                                                    meta_inputs.pop("mask"))
         with FlopCounterMode(display=False) as counter:
             model(**meta_inputs)
     return counter.get_total_flops()

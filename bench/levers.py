@@ -3,8 +3,9 @@
     python -m bench.levers [--runs 3] [--case base] [--case upsample]
 
 Variants are timed in turn within every round (so load drift hits all alike); the first
-round warms up and is left out. fp32 (contiguous, SDPA, all threads) is the app's fp32
-path, which equals the reference numerically (tests/test_parity.py); every ratio is to it.
+round warms up and is left out. fp32 contiguous (SDPA, all threads) is the reference's
+arithmetic (tests/test_parity.py); every ratio is to it. The levers are those of this
+machine's default dtype (bf16 where the CPU has bf16 hardware, else fp32).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bench.forward import CASES, count_flops, make_inputs
+from glide_ui.compute import DTYPE_NAMES, choose_path
 from glide_ui.glide import nn as glide_nn
 from glide_ui.glide.options import full_options
 from glide_ui.glide.unet import Text2ImUNet, create_model
@@ -33,7 +35,7 @@ PLAIN = torch.contiguous_format
 @dataclass(frozen=True)
 class Variant:
     label: str
-    dtype: torch.dtype = torch.bfloat16
+    dtype: torch.dtype
     memory_format: torch.memory_format = CL
     fused_norms: bool = True
     prepack: bool = True
@@ -46,19 +48,28 @@ class Variant:
         return self.dtype, self.memory_format
 
 
-FP32 = Variant("fp32 (baseline)", torch.float32, PLAIN)
-FAST = Variant("bf16 channels_last fused-norms prepacked (fast)")
-VARIANTS = [
-    FP32,
-    Variant("fp32 channels_last", torch.float32, CL),
-    Variant("bf16 contiguous fused-norms prepacked", memory_format=PLAIN),
-    Variant("bf16 channels_last only", fused_norms=False, prepack=False),
-    Variant("bf16 channels_last fused-norms", prepack=False),
-    FAST,
-    Variant("fast, prepack all sizes", prepack_all=True),
-    Variant("fast, math attention (no SDPA kernel)", math_attention=True),
-    Variant("fast, 1 thread", threads=1),
-]
+FP32 = Variant("fp32 contiguous (baseline: the reference's arithmetic)", torch.float32, PLAIN)
+
+
+def variants(dtype: torch.dtype | None = None) -> list[Variant]:
+    """The levers of `dtype` (default: this machine's default dtype), the fast setting
+    (all levers on) last but four, and the other CPU dtype's fast setting for comparison."""
+    dtype = dtype or choose_path("cpu").dtype
+    name = DTYPE_NAMES[dtype]
+    other = torch.float32 if dtype == torch.bfloat16 else torch.bfloat16
+    fast = Variant(f"{name} channels_last fused-norms prepacked (fast)", dtype)
+    return [
+        FP32,
+        Variant(f"{name} channels_last only", dtype, fused_norms=False, prepack=False),
+        Variant(f"{name} channels_last fused-norms", dtype, prepack=False),
+        Variant(f"{name} channels_last prepacked", dtype, fused_norms=False),
+        Variant(f"{name} contiguous fused-norms prepacked", dtype, PLAIN),
+        fast,
+        Variant("fast, prepack all sizes", dtype, prepack_all=True),
+        Variant("fast, math attention (no SDPA kernel)", dtype, math_attention=True),
+        Variant("fast, 1 thread", dtype, threads=1),
+        Variant(f"{DTYPE_NAMES[other]} channels_last fused-norms prepacked", other),
+    ]
 
 
 @contextmanager
@@ -100,23 +111,25 @@ def _forward(model: Text2ImUNet, inputs: dict[str, Any], fmt: torch.memory_forma
     return lambda: model(**x)
 
 
-def measure(name: str, runs: int, variants: list[Variant] = VARIANTS) -> dict[str, Any]:
+def measure(name: str, runs: int, chosen: list[Variant] | None = None) -> dict[str, Any]:
     """Median wall / process-CPU seconds per forward of each variant, and their agreement
     with fp32 (max |difference| over max |fp32 output|)."""
+    chosen = chosen or variants()
+    fast = next(v for v in chosen if v.label.endswith("(fast)"))
     batch, size = CASES[name]
     options = full_options(name)
     inputs = make_inputs(options, batch, size)
     flops = count_flops(options, inputs)
-    models = _models(options, variants)
+    models = _models(options, chosen)
     with torch.inference_mode():
         text = models[FP32.key].encode_text(inputs.pop("tokens"), inputs.pop("mask"))
         inputs["text"] = text
-        calls = {v.label: _forward(models[v.key], inputs, v.memory_format) for v in variants}
-        wall: dict[str, list[float]] = {v.label: [] for v in variants}
-        cpu: dict[str, list[float]] = {v.label: [] for v in variants}
+        calls = {v.label: _forward(models[v.key], inputs, v.memory_format) for v in chosen}
+        wall: dict[str, list[float]] = {v.label: [] for v in chosen}
+        cpu: dict[str, list[float]] = {v.label: [] for v in chosen}
         outputs = {}
         for round_ in range(runs + 1):
-            for variant in variants:
+            for variant in chosen:
                 with _switches(variant):
                     start, start_cpu = time.perf_counter(), time.process_time()
                     out = calls[variant.label]()
@@ -124,11 +137,11 @@ def measure(name: str, runs: int, variants: list[Variant] = VARIANTS) -> dict[st
                         wall[variant.label].append(time.perf_counter() - start)
                         cpu[variant.label].append(time.process_time() - start_cpu)
                 outputs.setdefault(variant.label, out)
-        text_s = _encode_seconds(models[FAST.key], options)
+        text_s = _encode_seconds(models[fast.key], options)
     base = statistics.median(wall[FP32.label])
     reference = outputs[FP32.label]
     rows = []
-    for variant in variants:
+    for variant in chosen:
         median = statistics.median(wall[variant.label])
         error = (outputs[variant.label] - reference).abs().max() / reference.abs().max()
         rows.append({"setting": variant.label, "wall_s": median,
@@ -159,7 +172,8 @@ def print_levers(name: str, result: dict[str, Any]) -> None:
         print(f"  {row['setting']:46s} {row['wall_s']:7.3f} s  cpu {row['cpu_s']:7.3f} s  "
               f"x{row['ratio_to_fp32']:.2f} of fp32  err {row['max_err_rel']:.4f}  "
               f"{row['gflop_per_s']:6.0f} GFLOP/s", flush=True)
-    print(f"  text transformer (2 rows, bf16): {result['text_encoder_s']:.3f} s per request")
+    print(f"  text transformer (2 rows, fast setting): {result['text_encoder_s']:.3f} s per "
+          "request")
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from bench.forward import CASES, make_inputs
 from bench.pipeline import FullSizeRandomManager
 from glide_ui.pipelines.common import PreviewSettings, upsample
 from glide_ui.pipelines.events import Progress
@@ -54,6 +55,18 @@ def stage(model: torch.nn.Module, name: str, steps: int) -> Generator:
     return upsample(model, PROMPT, low_res, [0], str(steps), "ddim", 0.997, preview)
 
 
+def reference_forwards(model: torch.nn.Module, name: str, steps: int) -> Generator:
+    """The reference's own step, `steps` times: one forward of the same batch (base: 2 rows
+    for one image with CFG, 64 px; upsampler: 1 row, 256 px) with the text encoded inside
+    every forward, as the reference does, on a contiguous fp32 model (its arithmetic)."""
+    batch, size = CASES[name]
+    inputs = make_inputs(model.options, batch, size)
+    with torch.inference_mode():
+        for step in range(1, steps + 1):
+            model(**inputs)
+            yield Progress("reference", step, steps)
+
+
 def _next_step(events: Generator) -> tuple[float, float] | None:
     """Advance to the next Progress event: (wall, cpu) seconds, or None at the end."""
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -82,12 +95,23 @@ def interleaved(stages: dict[str, Generator]) -> dict[str, StepTimes]:
     return times
 
 
-def compare(name: str, managers: dict[str, FullSizeRandomManager], runs: int) -> dict:
-    """Median step times of model `name` under each manager's setting, interleaved."""
+def compare(name: str, managers: dict[str, FullSizeRandomManager], runs: int,
+            reference: torch.nn.Module | None = None) -> dict:
+    """Median step times of model `name` under each manager's setting, interleaved (and of
+    the reference's forward on `reference`, labelled "reference", when given)."""
     steps = runs + WARM_STEPS
     stages = {label: stage(manager.get(name), name, steps)
               for label, manager in managers.items()}
+    if reference is not None:
+        stages["reference"] = reference_forwards(reference, name, steps)
     return {label: t.median() for label, t in interleaved(stages).items()}
+
+
+def reference_model(name: str) -> torch.nn.Module:
+    """Model `name` at full size (the same seeded weights as FullSizeRandomManager's), fp32,
+    contiguous: the arithmetic of the reference implementation (tests/test_parity.py)."""
+    model = FullSizeRandomManager(device="cpu", dtype="fp32").get(name)
+    return model.to(memory_format=torch.contiguous_format)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

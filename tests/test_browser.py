@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from app_server import ASSETS, ROOT
 from page_helpers import (
     chromium,
@@ -30,8 +29,8 @@ from page_helpers import (
 from PIL import Image
 from playwright.sync_api import Page, expect
 
+from glide_ui.compute import choose_path
 from glide_ui.images import read_recipe
-from glide_ui.models import resolve_dtype
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
@@ -224,6 +223,7 @@ def test_models_panel_shows_what_is_loaded(page):
     status = models.locator("#models-panel")
     expect(status).to_contain_text("Device: cpu")
     expect(status).to_contain_text("base")
-    default = resolve_dtype(None, torch.device("cpu"))  # bf16 where the CPU has it
-    expect(status).to_contain_text(str(default).removeprefix("torch."))
+    default = choose_path("cpu")  # bf16 where the CPU has bf16 hardware, else fp32
+    expect(status).to_contain_text(str(default.dtype).removeprefix("torch."))
+    expect(status).to_contain_text(f"Compute path: {default.describe()}")
     screenshot(page, "models")

@@ -280,13 +280,14 @@ def build(backend: Backend, tab: gr.Tab) -> HistoryHandles:
         with gr.Row(equal_height=False):
             with gr.Column(scale=6, min_width=340):
                 gallery = gr.Gallery(label="Saved pictures, newest first", columns=6,
-                                     height="auto", object_fit="contain", allow_preview=False,
-                                     interactive=False, elem_id="history-gallery")
+                                     fit_columns=False, height="auto", object_fit="contain",
+                                     allow_preview=False, interactive=False,
+                                     elem_id="history-gallery")
                 with gr.Row(equal_height=True):
-                    newer = gr.Button("◀ Newer", size="sm", scale=1)
+                    newer = gr.Button("◀ Newer", size="sm", scale=0, min_width=90)
                     pager = gr.Markdown("", elem_id="history-pager")
-                    older = gr.Button("Older ▶", size="sm", scale=1)
-                    rescan = gr.Button("Rescan folder", size="sm", scale=1)
+                    older = gr.Button("Older ▶", size="sm", scale=0, min_width=90)
+                    rescan = gr.Button("Rescan folder", size="sm", scale=0, min_width=120)
             with gr.Column(scale=5, min_width=320):
                 image = gr.Image(label="Picture", format="png", interactive=False, height=360,
                                  buttons=["download", "fullscreen"], elem_id="history-image")

@@ -449,3 +449,19 @@ def test_an_outputs_folder_that_cannot_be_made_is_said_too(tmp_path):
     saved = ResultStore(tmp_path / "page", history=history).save(_result(), None)
     assert "Could not save to the outputs folder" in saved.problem
     assert all(path.is_file() for path in saved.paths)
+
+
+@pytest.mark.parametrize("flags, says", [(["--share"], "shared with `--share` and no `--auth`"),
+                                         (["--no-save"], "--no-save")])
+def test_an_app_that_saves_nothing_says_so_on_the_page(tmp_path, flags, says):
+    import app as app_module
+
+    outputs = tmp_path / "outputs"
+    demo, _launch = app_module.build(app_module.parse_args(
+        ["--models", "tiny", "--outputs", str(outputs), *flags]))
+    texts = {c["props"].get("elem_id"): str(c["props"].get("value"))
+             for c in demo.get_config_file()["components"] if "props" in c}
+    assert says in texts["history-notice"] and "Saving is off" in texts["history-notice"]
+    assert "Saving is off" in texts["models-outputs"]
+    assert not outputs.exists()
+    demo.close()

@@ -203,6 +203,8 @@ def test_in_a_browser_generate_find_in_history_restore_send_and_delete(app, made
         tab.get_by_label("Prompt").fill("something else")
         tab.get_by_label("Seed (-1 = random)").fill("-1")
 
+        models = panel(page, "Models")
+        expect(models.locator("#models-outputs")).to_contain_text(str(outputs))
         history = panel(page, "History")
         expect(history.locator("#history-notice")).to_contain_text("only their own pictures")
         expect(history.locator("#history-pager")).to_contain_text("8 picture(s)")

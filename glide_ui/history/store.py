@@ -78,8 +78,9 @@ class History:
             except OSError as error:
                 failure = error
                 break
+        entries = [entry for entry in map(self._read, stored) if entry is not None]
         try:
-            entries = self.index.add(filter(None, (read_entry(self.folder, s) for s in stored)))
+            entries = self.index.add(entries)
         except sqlite3.Error as error:
             raise HistoryError(f"The pictures are saved in {self.root}, but the history index "
                                f"could not be updated ({error}); it is repaired at the next "
@@ -106,13 +107,17 @@ class History:
         if entry is None:
             raise HistoryError(f"There is no picture #{image_id} in your history.")
         if not self.path(entry).is_file():
-            self.index.remove([entry.file])
+            self.forget([entry.file])
             raise HistoryError(f"The file of picture #{image_id} is gone (deleted outside the "
                                "app); it is removed from your history.")
         return entry
 
     def path(self, entry: Entry) -> Path:
         return self.folder.path(entry.file)
+
+    def forget(self, files: Sequence[str]) -> int:
+        """Drop the rows of `files` (found gone), leaving any file alone."""
+        return self.index.remove(files)
 
     def delete(self, user: str | None, image_id: int) -> Entry:
         """Delete picture `image_id` of `user`: its file, then its row (a crash in between

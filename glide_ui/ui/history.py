@@ -177,7 +177,7 @@ class HistoryView:
             except OSError:  # deleted by hand since the last sync
                 gone.append(entry.file)
         if gone:
-            history.index.remove(gone)
+            history.forget(gone)
         return items, pager_text(page, query), ids, page.number
 
     def turn(self, step: int) -> Callable:

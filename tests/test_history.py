@@ -465,3 +465,26 @@ def test_an_app_that_saves_nothing_says_so_on_the_page(tmp_path, flags, says):
     assert "Saving is off" in texts["models-outputs"]
     assert not outputs.exists()
     demo.close()
+
+
+def test_the_tab_lists_thumbnails_and_drops_pictures_deleted_by_hand(history, tmp_path,
+                                                                     monkeypatch):
+    from glide_ui.ui.backend import Backend
+    from glide_ui.ui.history import HistoryView
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    big = recipe(prompt="a large inpainted photo", seed=9, pipeline="inpaint")
+    history.save([(result_png(picture(9, size=600), big, NOW), big)], None, NOW)
+    small, deleted = save(history, seed=1)[0], save(history, seed=2)[0]
+    history.path(deleted).unlink()
+    view = HistoryView(Backend(manager=None, history=history,
+                               saving=saving_policy(history.root)))
+    items, pager, ids, number = view.list_page("", "", None, None, 1)
+    assert pager == "Page 1 of 1 · 2 picture(s)" and number == 1
+    assert ids == [small.id, ids[1]] and len(items) == 2  # newest first, the gone one left out
+    with Image.open(items[1][0]) as thumbnail:
+        assert max(thumbnail.size) == 256 and items[1][1] == "a large inpainted photo · seed 9"
+    assert Path(items[0][0]).read_bytes() == history.path(small).read_bytes()
+    assert Path(items[0][0]).is_relative_to(tmp_path / "gradio")  # served from Gradio's dir
+    assert deleted.file not in {e.file for e in history.index.entries()}
+    assert view.list_page("corgi", "inpaint", None, None, 1)[1] == "Nothing matches."

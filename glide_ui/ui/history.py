@@ -176,8 +176,9 @@ class HistoryView:
                 ids.append(entry.id)
             except OSError:  # deleted by hand since the last sync
                 gone.append(entry.file)
-        if gone:
+        if gone:  # listed again: the count and the page without them
             history.forget(gone)
+            return self.list_page(words, tab, since, until, page.number, request)
         return items, pager_text(page, query), ids, page.number
 
     def turn(self, step: int) -> Callable:

@@ -2,6 +2,7 @@
 
     python app.py                      # http://127.0.0.1:7860, official weights, loaded lazily
     python app.py --models tiny        # random tiny models: the whole app offline, for tests
+    python app.py --outputs ~/glide    # keep results there (default: the per-user data folder)
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -40,6 +42,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="requests that may wait for the worker before 'busy' (default 20)")
     parser.add_argument("--models", choices=["official", "tiny"], default="official",
                         help="'tiny': small random models that make noise, for offline tests")
+    parser.add_argument("--outputs", metavar="DIR",
+                        help="folder where every result PNG is saved, one sub-folder per day "
+                             "(default: GLIDE_OUTPUTS, else 'outputs' in the per-user data "
+                             "folder)")
+    parser.add_argument("--save", action=argparse.BooleanOptionalAction, default=None,
+                        help="save results and keep a History (default: on; off with --share "
+                             "and no --auth, and on a Hugging Face Space, unless --save)")
     return parser.parse_args(argv)
 
 
@@ -73,6 +82,7 @@ def build(args: argparse.Namespace):
     import gradio as gr
 
     from glide_ui.errors import GlideUIError
+    from glide_ui.history import History, saving_policy
     from glide_ui.models import ModelManager
     from glide_ui.ui import Backend, build_demo
     from glide_ui.ui.backend import ASSETS_DIR
@@ -83,13 +93,19 @@ def build(args: argparse.Namespace):
                                max_memory=args.max_memory, checkpoints_dir=args.checkpoints)
     except (GlideUIError, ValueError, RuntimeError) as error:
         raise SystemExit(f"glide-ui: {error}") from None
-    backend = Backend(manager)
+    auth = read_auth(args.auth)
+    warn_if_public(args.share, auth)
+    saving = saving_policy(args.outputs, args.save, args.share, bool(auth))
+    try:
+        history = History.open(saving.folder) if saving.enabled else None
+    except (OSError, sqlite3.Error) as error:
+        raise SystemExit(f"glide-ui: cannot keep results in {saving.folder}: {error}. Choose "
+                         "another folder with --outputs, or run with --no-save.") from None
+    backend = Backend(manager, history=history, saving=saving)
     demo = build_demo(backend)
     with demo:  # read-only, outside the queue: answers while a request runs
         gr.api(backend.models_status, api_name="models_status", queue=False)
     demo.queue(default_concurrency_limit=1, max_size=max(1, args.queue_size))
-    auth = read_auth(args.auth)
-    warn_if_public(args.share, auth)
     launch = dict(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
                   max_file_size=MAX_UPLOAD, allowed_paths=[str(ASSETS_DIR)], theme=theme(),
                   css=CSS, show_error=False, footer_links=["api"])

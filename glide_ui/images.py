@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -450,13 +450,17 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> st
 # --- PNG metadata -----------------------------------------------------------------------------
 
 
-def png_bytes(image: Image.Image, recipe: Recipe | None = None) -> bytes:
+def png_bytes(image: Image.Image, recipe: Recipe | None = None,
+              text: Mapping[str, str] | None = None) -> bytes:
     """`image` as PNG bytes, with `recipe` in text chunks when given: a readable
-    `parameters` line (the style of other diffusion UIs) and the full recipe as JSON."""
+    `parameters` line (the style of other diffusion UIs) and the full recipe as JSON;
+    `text` adds more chunks (keyword -> value)."""
     info = PngImagePlugin.PngInfo()
     if recipe is not None:
         info.add_text(PNG_PARAMETERS_KEY, recipe.parameters_line())  # iTXt when not Latin-1
         info.add_text(PNG_RECIPE_KEY, recipe.to_json())
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()

@@ -40,7 +40,8 @@ def free_port() -> int:
 @contextmanager
 def running_app(*flags: str, script: Path = ROOT / "app.py",
                 env: dict[str, str] | None = None) -> Iterator[RunningApp]:
-    """`python app.py --models tiny <flags>` on a free port, its own temp and cache dirs.
+    """`python app.py --models tiny <flags>` on a free port, its own temp, cache and outputs
+    dirs (results are saved under `temp_dir/outputs` unless `--outputs` says otherwise).
 
     `script` runs instead of app.py (a test wrapper that calls `app.main`, e.g. one that
     injects faults); `env` adds environment variables.
@@ -48,8 +49,8 @@ def running_app(*flags: str, script: Path = ROOT / "app.py",
     temp_dir = Path(tempfile.mkdtemp(prefix="glide-ui-test-"))
     port = free_port()
     env = {**os.environ, "GRADIO_TEMP_DIR": str(temp_dir / "gradio"),
-           "GLIDE_CACHE_DIR": str(temp_dir / "cache"), "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONUNBUFFERED": "1", **(env or {})}
+           "GLIDE_CACHE_DIR": str(temp_dir / "cache"), "GLIDE_OUTPUTS": str(temp_dir / "outputs"),
+           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
     log = temp_dir / "app.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(

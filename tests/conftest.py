@@ -1,10 +1,23 @@
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
 DEFAULT_REFERENCE_DIR = TESTS_DIR / "fixtures" / "glide-reference"
+
+
+def pytest_configure(config) -> None:
+    """Nothing a test runs saves into the real per-user data folder: the default outputs
+    folder (GLIDE_OUTPUTS, inherited by the apps tests start) is a temporary one."""
+    config.outputs_dir = tempfile.mkdtemp(prefix="glide-ui-test-outputs-")
+    os.environ["GLIDE_OUTPUTS"] = config.outputs_dir
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(getattr(config, "outputs_dir", ""), ignore_errors=True)
 
 
 def reference_dir() -> Path:

@@ -31,10 +31,16 @@ def chromium() -> Iterator[Browser]:
 
 
 @contextmanager
-def open_page(browser: Browser, url: str) -> Iterator[Page]:
-    """The app's page at `url` in a fresh browser context, once the page has rendered."""
+def open_page(browser: Browser, url: str,
+              login: tuple[str, str] | None = None) -> Iterator[Page]:
+    """The app's page at `url` in a fresh browser context, once the page has rendered;
+    `login` = (user, password) signs in first (an app started with --auth)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
+        if login:
+            signed = context.request.post(url + "login", form=dict(zip(("username", "password"),
+                                                                       login, strict=True)))
+            assert signed.ok, signed.text()
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(url)

@@ -1,4 +1,4 @@
-"""What the tabs' handlers share: the model manager and where result files go."""
+"""What the tabs' handlers share: the model manager, where result files go, who asks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from glide_ui.history import History, SavingPolicy
 from glide_ui.models import ModelManager
 from glide_ui.ui.results import ResultStore
 
@@ -19,8 +20,15 @@ GPU_QUEUE = "glide-worker"
 
 @dataclass
 class Backend:
+    """`history` is None when saving is off; `saving` says why (and where results go)."""
+
     manager: ModelManager
-    store: ResultStore = field(default_factory=ResultStore)
+    history: History | None = None
+    saving: SavingPolicy | None = None
+    store: ResultStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = ResultStore(history=self.history)
 
     def models_status(self) -> dict:
         """What the Models tab shows, as data: model set, device, dtype, memory budget and
@@ -37,3 +45,8 @@ class TabHandles:
     send_to_inpaint: gr.Button
     selected: gr.State
     controls: dict[str, gr.components.Component]  # handler parameter name -> widget
+
+
+def user_of(request: gr.Request | None) -> str | None:
+    """The logged-in user of a request (None without --auth)."""
+    return getattr(request, "username", None) or None

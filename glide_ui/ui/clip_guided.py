@@ -13,7 +13,7 @@ from glide_ui.pipelines.requests import (
 )
 from glide_ui.pipelines.sweep import compare_guidance
 from glide_ui.ui import widgets
-from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles
+from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles, user_of
 from glide_ui.ui.gpu import on_gpu
 from glide_ui.ui.ranking import rank_handler
 from glide_ui.ui.settings import sampling_fields
@@ -30,7 +30,8 @@ def build(backend: Backend) -> TabHandles:
 
     @user_errors
     def clip_guided(prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
-                    cfg_scale, sampler, steps, upsample, upsample_steps, upsample_temp):
+                    cfg_scale, sampler, steps, upsample, upsample_steps, upsample_temp,
+                    request: gr.Request = None):
         sampling = sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp)
         if compare_with_cfg:
             cfg_request = Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
@@ -41,7 +42,7 @@ def build(backend: Backend) -> TabHandles:
             events = run_clip_guided(ClipGuidedRequest(
                 prompt=prompt, batch_size=batch_size, seed=seed, clip_source=clip_source,
                 clip_scale=guidance_scale, **sampling), manager)
-        yield from render(events, store)
+        yield from render(events, store, user_of(request))
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):

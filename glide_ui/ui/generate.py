@@ -10,7 +10,7 @@ from glide_ui.pipelines.sweep import MAX_SWEEP_VALUES
 from glide_ui.pipelines.sweep import sweep as run_sweep
 from glide_ui.pipelines.text2im import text2im
 from glide_ui.ui import widgets
-from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles
+from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles, user_of
 from glide_ui.ui.gpu import on_gpu
 from glide_ui.ui.ranking import rank_handler
 from glide_ui.ui.settings import sampling_fields
@@ -45,8 +45,8 @@ def parse_values(text: str) -> list[float]:
 def build(backend: Backend) -> TabHandles:
     manager, store = backend.manager, backend.store
 
-    def request(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
-                upsample_steps, upsample_temp) -> Text2ImRequest:
+    def text2im_request(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
+                        upsample_steps, upsample_temp) -> Text2ImRequest:
         return Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
                               guidance_scale=guidance_scale,
                               **sampling_fields(sampler, steps, upsample, upsample_steps,
@@ -54,20 +54,22 @@ def build(backend: Backend) -> TabHandles:
 
     @user_errors
     def generate(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
-                 upsample_steps, upsample_temp, rank_with_clip):
-        events = text2im(request(prompt, batch_size, seed, guidance_scale, sampler, steps,
-                                 upsample, upsample_steps, upsample_temp), manager)
+                 upsample_steps, upsample_temp, rank_with_clip, request: gr.Request = None):
+        events = text2im(text2im_request(prompt, batch_size, seed, guidance_scale, sampler,
+                                         steps, upsample, upsample_steps, upsample_temp),
+                         manager)
         if rank_with_clip:
             events = ranked(events, prompt, manager)
-        yield from render(events, store)
+        yield from render(events, store, user_of(request))
 
     @user_errors
     def sweep(prompt, sweep_param, sweep_values, seed, guidance_scale, sampler, steps,
-              upsample, upsample_steps, upsample_temp):
-        base = request(prompt, 1, seed, guidance_scale, sampler, steps, upsample,
-                       upsample_steps, upsample_temp)
+              upsample, upsample_steps, upsample_temp, request: gr.Request = None):
+        base = text2im_request(prompt, 1, seed, guidance_scale, sampler, steps, upsample,
+                               upsample_steps, upsample_temp)
         yield from render(run_sweep(base, manager, param=sweep_param,
-                                    values=parse_values(sweep_values)), store)
+                                    values=parse_values(sweep_values)), store,
+                          user_of(request))
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):

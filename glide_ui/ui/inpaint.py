@@ -9,7 +9,7 @@ from glide_ui.images import editor_background, mask_from_editor, mask_preview
 from glide_ui.pipelines.inpaint import inpaint as run_inpaint
 from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, MAX_MASK_PIXELS, InpaintRequest
 from glide_ui.ui import widgets
-from glide_ui.ui.backend import ASSETS_DIR, GPU_QUEUE, Backend, TabHandles
+from glide_ui.ui.backend import ASSETS_DIR, GPU_QUEUE, Backend, TabHandles, user_of
 from glide_ui.ui.editor import mask_editor, upload_guard
 from glide_ui.ui.gpu import on_gpu
 from glide_ui.ui.settings import sampling_fields
@@ -65,16 +65,16 @@ def build(backend: Backend) -> TabHandles:
 
     @user_errors
     def inpaint(mask_editor, prompt, batch_size, seed, guidance_scale, mask_grow,
-                mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp):
+                mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp,
+                request: gr.Request = None):
         image = editor_background(mask_editor)
-        request = InpaintRequest(image=image, mask=mask_editor, prompt=prompt,
-                                 batch_size=batch_size, seed=seed,
-                                 guidance_scale=guidance_scale, mask_grow=mask_grow,
-                                 mask_feather=mask_feather,
-                                 **sampling_fields(sampler, steps, upsample, upsample_steps,
-                                                   upsample_temp))
+        events = run_inpaint(InpaintRequest(
+            image=image, mask=mask_editor, prompt=prompt, batch_size=batch_size, seed=seed,
+            guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,
+            **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp)),
+            manager)
         first = True
-        for preview, progress, gallery, notes in render(run_inpaint(request, manager), store):
+        for preview, progress, gallery, notes in render(events, store, user_of(request)):
             final = isinstance(gallery, list)
             original = image if first or final else gr.skip()  # not re-sent with every step
             result = gallery[0][0] if final and gallery else gr.skip()

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import gradio as gr
 
-from glide_ui.ui import clip_guided, generate, inpaint, models_panel, png_info
+from glide_ui.ui import clip_guided, generate, history, inpaint, models_panel, png_info
 from glide_ui.ui.backend import Backend, TabHandles
 from glide_ui.ui.editor import editor_value
+from glide_ui.ui.history import HistoryHandles, user_messages
 from glide_ui.ui.widgets import picked_path
 
 INTRO = (
     "# GLIDE\n"
     "OpenAI's GLIDE text-to-image diffusion models, with the official weights: "
     "**Generate** from a prompt, steer with **CLIP**, or **Inpaint** a region you paint. "
-    "Previews stream while the model denoises; every PNG carries its recipe."
+    "Previews stream while the model denoises; every PNG carries its recipe, and "
+    "**History** keeps what you make."
 )
 
 
@@ -30,23 +32,36 @@ def build_demo(backend: Backend) -> gr.Blocks:
                 handles.append(clip_guided.build(backend))
             with gr.Tab("Inpaint", id=inpaint.TAB_ID):
                 handles.append(inpaint.build(backend))
+            with gr.Tab("History", id=history.TAB_ID) as history_tab:
+                past = history.build(backend, history_tab)
             with gr.Tab("PNG info", id=png_info.TAB_ID):
                 _file, restore_button, recipe_json = png_info.build()
             with gr.Tab("Models", id=models_panel.TAB_ID):
                 models_panel.build(backend.manager)
-        _wire_send_to_inpaint(tabs, handles)
+                gr.Markdown(f"**Outputs:** {past.view.notice}", elem_id="models-outputs")
+        _wire_send_to_inpaint(tabs, handles, past)
         targets = {tabs, *(widget for h in handles for widget in h.controls.values())}
-        restore_button.click(png_info.restore_handler(tabs, handles), recipe_json, targets,
-                             api_visibility="private")  # queued: see png_info.build
+        for button, recipe in ((restore_button, recipe_json), (past.restore, past.recipe_json)):
+            button.click(png_info.restore_handler(tabs, handles), recipe, targets,
+                         api_visibility="private")  # queued: see png_info.build
     return demo
 
 
-def _wire_send_to_inpaint(tabs: gr.Tabs, handles: list[TabHandles]) -> None:
+def _wire_send_to_inpaint(tabs: gr.Tabs, handles: list[TabHandles],
+                          past: HistoryHandles) -> None:
     editor = next(h.controls["mask_editor"] for h in handles if h.tab_id == inpaint.TAB_ID)
 
+    def to_inpaint(path: str) -> tuple:
+        return editor_value(path), gr.Tabs(selected=inpaint.TAB_ID)
+
     def send(gallery, selected):
-        return editor_value(picked_path(gallery, selected)), gr.Tabs(selected=inpaint.TAB_ID)
+        return to_inpaint(picked_path(gallery, selected))
+
+    @user_messages
+    def send_saved(picked, request: gr.Request = None):
+        return to_inpaint(past.view.inpaint_path(picked, request))
 
     for handle in handles:
         handle.send_to_inpaint.click(send, [handle.gallery, handle.selected], [editor, tabs],
                                      api_visibility="private")  # queued: errors show
+    past.send_to_inpaint.click(send_saved, past.picked, [editor, tabs], api_visibility="private")

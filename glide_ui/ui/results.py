@@ -2,40 +2,73 @@
 
 from __future__ import annotations
 
-import re
+import logging
 import shutil
 import threading
 import uuid
 from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from gradio.utils import get_upload_folder
 from PIL import Image
 
-from glide_ui.images import make_grid, save_png
+from glide_ui.history import History, HistoryError, result_png
+from glide_ui.history.folder import slug
+from glide_ui.images import make_grid
 from glide_ui.pipelines.events import Result
+
+log = logging.getLogger("glide_ui.ui")
+
+
+@dataclass(frozen=True)
+class Saved:
+    """The files the page shows for a result, and why its pictures are not (all) kept in
+    the outputs folder ("" when they are, or when saving is off)."""
+
+    paths: list[Path]
+    problem: str = ""
 
 
 class ResultStore:
-    """Writes each request's images into a fresh folder under Gradio's temp dir.
+    """Keeps each request's pictures in the outputs folder (`history`, None when saving is
+    off) and writes the copies the page shows into a fresh folder under Gradio's temp dir.
 
-    Gradio copies returned files into its own cache, so only the last `keep` folders are
-    kept here (the page serves its copies); older ones are deleted.
+    Gradio copies returned files into its own cache, so only the last `keep` temp folders
+    are kept here (the page serves its copies); older ones are deleted.
     """
 
-    def __init__(self, root: str | Path | None = None, keep: int = 64) -> None:
+    def __init__(self, root: str | Path | None = None, keep: int = 64,
+                 history: History | None = None) -> None:
         self.root = Path(root or get_upload_folder()) / "glide-ui-results"
+        self.history = history
         self._folders: deque[Path] = deque()
         self._keep = keep
         self._lock = threading.Lock()
 
-    def save(self, result: Result) -> list[Path]:
+    def save(self, result: Result, user: str | None = None) -> Saved:
+        """Save `result`'s pictures for `user` (None: no login): the outputs folder first
+        (a failure there is reported in `Saved.problem`, not raised), then the page's
+        copies, the same bytes."""
+        created = datetime.now().astimezone()
+        pngs = [(result_png(image, recipe, created), recipe)
+                for image, recipe in zip(result.images, result.recipes, strict=True)]
+        problem = ""
+        if self.history is not None:
+            try:
+                self.history.save(pngs, user, created)
+            except HistoryError as error:
+                problem = str(error)
+                log.warning("saving a result: %s", problem)
         folder = self._new_folder()
         paths = []
-        for index, (image, recipe) in enumerate(zip(result.images, result.recipes, strict=True)):
-            name = f"glide-{recipe.pipeline}-{_slug(recipe.prompt)}-{recipe.seed}-{index}.png"
-            paths.append(save_png(image, folder / name, recipe))
-        return paths
+        for index, (data, recipe) in enumerate(pngs):
+            path = folder / f"glide-{recipe.pipeline}-{slug(recipe.prompt)}-{recipe.seed}-" \
+                f"{index}.png"
+            path.write_bytes(data)
+            paths.append(path)
+        return Saved(paths, problem)
 
     def _new_folder(self) -> Path:
         folder = self.root / uuid.uuid4().hex
@@ -45,11 +78,6 @@ class ResultStore:
             while len(self._folders) > self._keep:
                 shutil.rmtree(self._folders.popleft(), ignore_errors=True)
         return folder
-
-
-def _slug(text: str, limit: int = 40) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:limit].rstrip("-") or "untitled"
 
 
 def caption(result: Result, index: int) -> str:

@@ -108,8 +108,11 @@ def _notes_md(state: _RunState) -> str:
     return "\n".join(f"- {line}" for line in state.notes)
 
 
-def render(events: Iterator[Event], store: ResultStore) -> Iterator[tuple]:
+def render(events: Iterator[Event], store: ResultStore, user: str | None = None) \
+        -> Iterator[tuple]:
     """Yield (preview, progress, gallery, notes) updates; `gr.skip()` where nothing changed.
+    Results are saved by `store` for `user` (None: no login); pictures it could not keep
+    are still shown, with a note saying so.
 
     Nothing is sent before the pipeline's first event, so a request it refuses leaves the
     page as it was (the message shows on its own). Step-only updates are sent at most every
@@ -120,7 +123,7 @@ def render(events: Iterator[Event], store: ResultStore) -> Iterator[tuple]:
     state = _RunState()
     first = True
     for event in events:
-        update = _update(event, state, store)
+        update = _update(event, state, store, user)
         if update is None:
             continue
         if first:  # the previous run's notes go
@@ -129,7 +132,8 @@ def render(events: Iterator[Event], store: ResultStore) -> Iterator[tuple]:
         yield update
 
 
-def _update(event: Event, state: _RunState, store: ResultStore) -> tuple | None:
+def _update(event: Event, state: _RunState, store: ResultStore, user: str | None) \
+        -> tuple | None:
     skip = gr.skip
     if isinstance(event, Status):
         if event.level == "warning":
@@ -148,10 +152,13 @@ def _update(event: Event, state: _RunState, store: ResultStore) -> tuple | None:
         bar = _step_html(state, event.stage, event.step, event.total)
         return preview_image(event.images), bar, skip(), skip()
     if isinstance(event, Result):
-        paths = store.save(event)
-        done = progress_html(f"Done: {len(paths)} image(s)", 1.0)
+        saved = store.save(event, user)
+        if saved.problem:
+            state.notes.append(f"⚠️ {saved.problem}")
+            gr.Warning(saved.problem)
+        done = progress_html(f"Done: {len(saved.paths)} image(s)", 1.0)
         overview = event.grid if event.grid is not None else preview_image(event.images)
-        return overview, done, gallery_items(paths, event), _notes_md(state)
+        return overview, done, gallery_items(saved.paths, event), _notes_md(state)
     return None
 
 

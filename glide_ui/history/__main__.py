@@ -1,0 +1,65 @@
+"""The history from the command line (a `glide-ui history` subcommand can call `main`).
+
+    python -m glide_ui.history --rebuild              # the index anew from the PNGs
+    python -m glide_ui.history --sync                 # take in PNGs added or deleted by hand
+    python -m glide_ui.history --search "corgi" [--user ann] [--tab generate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+
+from glide_ui.history import History, Query, default_outputs_dir, rebuild
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m glide_ui.history",
+                                     description="The outputs folder's index of pictures.")
+    parser.add_argument("--outputs", metavar="DIR",
+                        help=f"the outputs folder (default: {default_outputs_dir()})")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--rebuild", action="store_true",
+                        help="make the index anew from the PNGs' recipes")
+    action.add_argument("--sync", action="store_true",
+                        help="index new PNGs and drop the rows of deleted ones")
+    action.add_argument("--search", metavar="WORDS",
+                        help="list pictures whose prompt has these words ('' = all), newest "
+                             "first")
+    parser.add_argument("--user", default="", help="whose pictures to list (with --auth)")
+    parser.add_argument("--tab", default="", choices=["", "generate", "clip_guided", "inpaint"])
+    parser.add_argument("--limit", type=int, default=50)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    folder = args.outputs or default_outputs_dir()
+    try:
+        if args.rebuild:
+            report = rebuild(folder)
+            print(f"{report.added} picture(s) indexed in {folder}; {report.skipped} PNG(s) "
+                  "without a recipe left out.")
+            return 0
+        history = History.open(folder)
+        try:
+            if args.sync:
+                report = history.sync()
+                print(f"{report.added} picture(s) indexed, {report.removed} dropped.")
+            else:
+                page = history.page(args.user, Query(args.search, args.tab), 1, args.limit)
+                for entry in page.entries:
+                    print(f"{entry.id}\t{entry.created_at():%Y-%m-%d %H:%M}\t{entry.tab}\t"
+                          f"{entry.seed}\t{entry.file}\t{entry.prompt}")
+                print(f"{len(page.entries)} of {page.total} picture(s).", file=sys.stderr)
+        finally:
+            history.close()
+    except (OSError, sqlite3.Error) as error:
+        print(f"glide-ui history: {folder}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

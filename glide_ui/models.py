@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from glide_ui import checkpoints as ckpt
+from glide_ui import heap
 from glide_ui.compute import ComputePath, choose_path
 from glide_ui.errors import GlideUIError
 from glide_ui.glide.nn import packed_bytes, prepack_allowance
@@ -239,6 +240,8 @@ class ModelManager:
         self.device, self.dtype = self.path.device, self.path.dtype
         if self.path.notice:
             log.warning(self.path.notice)
+        if self.device.type == "cpu":
+            heap.keep_heap()
         self.max_memory = (parse_memory(max_memory) if max_memory is not None
                            else default_budget(self.device))
         self.checkpoints_dir = ckpt.checkpoints_dir(checkpoints_dir)
@@ -283,6 +286,9 @@ class ModelManager:
                     entry = self._entries[name]
                     entry.in_use -= 1
                     entry.last_used = next(self._clock)
+                idle = not any(e.in_use for e in self._entries.values())
+            if idle and self.device.type == "cpu":
+                heap.release_heap()  # the request's activations, kept between its steps
 
     def is_loaded(self, name: str) -> bool:
         with self._lock:
@@ -414,6 +420,8 @@ class ModelManager:
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+        else:
+            heap.release_heap()
 
     def _load(self, name: str) -> nn.Module:
         options = self.options(name)

@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin, UnidentifiedImageError
 
 from glide_ui.errors import RequestError
-from glide_ui.pipelines.recipe import Recipe  # plain data: imports nothing of the pipelines
+from glide_ui.recipe import Recipe
 
 MAX_PIXELS = 50_000_000
 """Largest image (width x height) accepted; checked on the header, before decoding."""

@@ -454,12 +454,16 @@ def png_bytes(image: Image.Image, recipe: Recipe | None = None) -> bytes:
     """`image` as PNG bytes, with `recipe` in text chunks when given: a readable
     `parameters` line (the style of other diffusion UIs) and the full recipe as JSON."""
     info = PngImagePlugin.PngInfo()
-    if recipe is not None:
-        info.add_text(PNG_PARAMETERS_KEY, recipe.parameters_line())  # iTXt when not Latin-1
-        info.add_text(PNG_RECIPE_KEY, recipe.to_json())
+    for key, text in (png_text(recipe) if recipe is not None else {}).items():
+        info.add_text(key, text)  # iTXt when not Latin-1
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
+
+
+def png_text(recipe: Recipe) -> dict[str, str]:
+    """The PNG text chunks that carry `recipe` (see `png_bytes`)."""
+    return {PNG_PARAMETERS_KEY: recipe.parameters_line(), PNG_RECIPE_KEY: recipe.to_json()}
 
 
 def save_png(image: Image.Image, path: str | Path, recipe: Recipe | None = None) -> Path:

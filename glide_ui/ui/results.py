@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import threading
 import uuid
@@ -33,8 +32,7 @@ class ResultStore:
         folder = self._new_folder()
         paths = []
         for index, (image, recipe) in enumerate(zip(result.images, result.recipes, strict=True)):
-            name = f"glide-{recipe.pipeline}-{_slug(recipe.prompt)}-{recipe.seed}-{index}.png"
-            paths.append(save_png(image, folder / name, recipe))
+            paths.append(save_png(image, folder / f"{recipe.file_stem()}-{index}.png", recipe))
         return paths
 
     def _new_folder(self) -> Path:
@@ -45,11 +43,6 @@ class ResultStore:
             while len(self._folders) > self._keep:
                 shutil.rmtree(self._folders.popleft(), ignore_errors=True)
         return folder
-
-
-def _slug(text: str, limit: int = 40) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:limit].rstrip("-") or "untitled"
 
 
 def caption(result: Result, index: int) -> str:

@@ -249,6 +249,8 @@ def build_parser() -> Parser:
     download.add_argument("names", nargs="*", metavar="MODEL",
                           help=f"model names ({', '.join(APP_MODELS)}) or groups "
                                f"({', '.join(GROUPS)}, all); default all")
+    download.add_argument("--quiet", "-q", action="store_true",
+                          help="no progress lines on stderr")
 
     models = command("models", _models, "List the checkpoints: which are here, their "
                      "sizes, which are missing.", models=None)

@@ -468,10 +468,14 @@ def _download(args: argparse.Namespace) -> int:
                            checkpoints_dir=args.checkpoints)
     for name in names:
         spec = ckpt.get_spec(name)
-        _say(args, f"{name}: fetching {spec.filename} if needed, then loading it to check it")
-        manager.get(name)  # fetch (with a progress bar), verify, load
-        manager.release(name)
-        path = ckpt.locate(spec, manager.checkpoints_dir, manager.cache_dir)
+        _say(args, f"{name}: {spec.filename}")
+        if spec.sha256 is not None:  # published: the file is checked against its sha256
+            path = ckpt.fetch(spec, manager.checkpoints_dir, manager.cache_dir)
+            ckpt.verify_local(spec, path)
+        else:  # no published hash: the file must load into the model, tensor for tensor
+            manager.get(name)
+            manager.release(name)
+            path = ckpt.locate(spec, manager.checkpoints_dir, manager.cache_dir)
         print(f"{name}\t{path}\t{_size(path.stat().st_size)}", flush=True)
     return 0
 

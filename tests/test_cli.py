@@ -8,6 +8,8 @@ itself.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import json
 import subprocess
@@ -258,34 +260,43 @@ def tiny_state_dict_bytes(name: str) -> bytes:
 
 
 def test_download_fetches_verifies_and_reports(capsys, tmp_path, monkeypatch):
-    """The official text encoder's name, served from 127.0.0.1 with the tiny encoder's
-    weights; the architecture it is checked against is the tiny one."""
+    """Served from 127.0.0.1: under the official text encoder's name, the tiny encoder's
+    weights (checked against the tiny architecture); under OpenAI CLIP's, a file with a
+    published size and sha256 (checked against them); under the image encoder's, junk."""
     import glide_ui.models
 
     real_config = glide_ui.models.clip_config
     monkeypatch.setattr(glide_ui.models, "clip_config", lambda tiny=False: real_config(True))
-    monkeypatch.setenv(ckpt.CACHE_ENV, str(tmp_path / "cache"))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(ckpt.CACHE_ENV, str(cache))
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    data = tiny_state_dict_bytes("clip/text-enc")
-    files = {"/clip_text_enc.pt": data, "/clip_image_enc.pt": b"not a checkpoint"}
+    files = {"/clip_text_enc.pt": tiny_state_dict_bytes("clip/text-enc"),
+             "/ViT-B-32.pt": b"published bytes" * 1000, "/clip_image_enc.pt": b"junk"}
     with serving(files) as server:
-        for name, path in (("clip/text-enc", "/clip_text_enc.pt"),
+        for name, path in (("clip/text-enc", "/clip_text_enc.pt"), ("ViT-B/32", "/ViT-B-32.pt"),
                            ("clip/image-enc", "/clip_image_enc.pt")):
-            spec = ckpt.REGISTRY[name]
-            monkeypatch.setitem(ckpt.REGISTRY, name, ckpt.CheckpointSpec(
-                name, spec.filename, server.url(path), len(files[path])))
-        code, out, _ = run_cli(capsys, "download", "clip/text-enc")
+            data, spec = files[path], ckpt.REGISTRY[name]
+            published = dict(size=len(data), sha256=hashlib.sha256(data).hexdigest()) \
+                if spec.sha256 else {}
+            monkeypatch.setitem(ckpt.REGISTRY, name, dataclasses.replace(
+                spec, url=server.url(path), approx_size=len(data), **published))
+        code, out, _ = run_cli(capsys, "download", "clip/text-enc", "rank")
         assert code == 0
-        assert out == f"clip/text-enc\t{tmp_path / 'cache' / 'clip_text_enc.pt'}\t" \
-                      f"{len(data) / 2**20:.1f} MB\n"
-        assert (tmp_path / "cache" / "clip_text_enc.pt").read_bytes() == data
-        code, out, err = run_cli(capsys, "download", "clip/text-enc")  # already here
-        assert code == 0 and "clip_text_enc.pt" in out
+        assert out.splitlines() == [
+            f"clip/text-enc\t{cache / 'clip_text_enc.pt'}\t"
+            f"{len(files['/clip_text_enc.pt']) / 2**20:.1f} MB",
+            f"ViT-B/32\t{cache / 'ViT-B-32.pt'}\t0.0 MB"]
+        assert (cache / "clip_text_enc.pt").read_bytes() == files["/clip_text_enc.pt"]
+        code, out, _ = run_cli(capsys, "download", "clip/text-enc")  # already here
+        assert code == 0 and "clip_text_enc.pt" in out and len(server.requests) == 2
+        (cache / "ViT-B-32.pt").write_bytes(b"x" * 15000)  # the size, not the contents
+        code, _, err = run_cli(capsys, "download", "rank")
+        assert code == 1 and "does not have the sha256 of ViT-B/32" in err
         code, out, err = run_cli(capsys, "download", "clip/image-enc")
-    lines = [line for line in err.splitlines() if "fetching" not in line]
-    assert code == 1 and len(lines) == 1 and "clip_image_enc.pt" in lines[0]
-    assert "next attempt downloads it again" in lines[0]
-    assert (tmp_path / "cache" / "clip_image_enc.pt.corrupt").exists()
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert code == 1 and len(errors) == 1 and "clip_image_enc.pt" in errors[0]
+    assert "next attempt downloads it again" in errors[0]
+    assert (cache / "clip_image_enc.pt.corrupt").exists()
 
 
 def test_download_without_network_says_where_to_put_the_file(capsys, tmp_path, monkeypatch):

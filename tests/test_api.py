@@ -55,7 +55,7 @@ def test_inpaint_gives_the_pages_pixels_from_pil_images_or_arrays(client, glide)
     editor = {"background": handle_file(str(PHOTO)), "layers": [handle_file(str(PHOTO_MASK))],
               "composite": None}
     result = client.predict(mask_editor=editor, prompt="round sunglasses", seed=4,
-                            mask_feather=4, steps=3, upsample=False, api_name="/inpaint")
+                            mask_feather=4, steps=2, upsample=False, api_name="/inpaint")
     page = pixels(result[5])
     settings = dict(seed=4, mask_feather=4, **FAST)
     with Image.open(PHOTO) as photo, Image.open(PHOTO_MASK) as mask:
@@ -77,6 +77,9 @@ def test_a_list_of_seeds_gives_each_seed_its_own_image(glide):
     assert np.array_equal(pixels(listed.images[2]), pixels(batch.images[0]))
     random = glide.text2im("a fox", **FAST)  # no seed: a drawn one, in the recipe
     assert 0 <= random.recipes[0].seed < 2**31
+    ranked = glide.text2im("a fox", seed=[11, 5], rank=True, **FAST)  # two runs, one ranking
+    assert {r.seed for r in ranked.recipes} == {11, 5} and len(ranked.labels) == 2
+    assert ranked.labels == [f"CLIP {s:.3f}" for s in glide.rank(ranked.images, "a fox")]
 
 
 def test_the_callback_gets_each_steps_preview(glide):

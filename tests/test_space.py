@@ -121,7 +121,7 @@ def python_without_clip(tmp_path_factory) -> Path:
     python = root / "venv" / "bin" / "python"
     mirror = root / "site-packages"
     mirror.mkdir()
-    for folder in (Path(p) for p in sys.path if p.endswith("site-packages")):
+    for folder in (Path(p) for p in sys.path if p.endswith(("site-packages", "dist-packages"))):
         for entry in folder.iterdir() if folder.is_dir() else ():
             hidden = entry.name == "clip" or entry.name.lower().startswith("clip_anytorch")
             if not hidden and not (mirror / entry.name).exists():

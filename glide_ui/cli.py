@@ -240,9 +240,7 @@ def build_parser() -> Parser:
                        help="an inpainting's original picture")
     rerun.add_argument("--mask", type=existing_file, help="an inpainting's mask")
     _add_output_arguments(rerun)
-    for action in rerun._actions:  # the recipe's place unless given
-        if action.dest in ("models", "device", "dtype"):
-            action.default = None
+    rerun.set_defaults(models=None, device=None, dtype=None)  # the recipe's, unless given
 
     download = command("download", _download, "Fetch and verify checkpoints ahead of time.",
                        models=None)

@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin, UnidentifiedImageError
 
 from glide_ui.errors import RequestError
-from glide_ui.pipelines.recipe import Recipe  # plain data: imports nothing of the pipelines
+from glide_ui.recipe import Recipe
 
 MAX_PIXELS = 50_000_000
 """Largest image (width x height) accepted; checked on the header, before decoding."""
@@ -456,14 +456,18 @@ def png_bytes(image: Image.Image, recipe: Recipe | None = None,
     `parameters` line (the style of other diffusion UIs) and the full recipe as JSON;
     `text` adds more chunks (keyword -> value)."""
     info = PngImagePlugin.PngInfo()
-    if recipe is not None:
-        info.add_text(PNG_PARAMETERS_KEY, recipe.parameters_line())  # iTXt when not Latin-1
-        info.add_text(PNG_RECIPE_KEY, recipe.to_json())
-    for key, value in (text or {}).items():
-        info.add_text(key, value)
+    chunks = dict(png_text(recipe)) if recipe is not None else {}
+    chunks.update(text or {})
+    for key, value in chunks.items():
+        info.add_text(key, value)  # iTXt when not Latin-1
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
+
+
+def png_text(recipe: Recipe) -> dict[str, str]:
+    """The PNG text chunks that carry `recipe` (see `png_bytes`)."""
+    return {PNG_PARAMETERS_KEY: recipe.parameters_line(), PNG_RECIPE_KEY: recipe.to_json()}
 
 
 def save_png(image: Image.Image, path: str | Path, recipe: Recipe | None = None) -> Path:

@@ -259,7 +259,7 @@ def test_share_without_auth_warns(capsys):
 
 
 def test_a_recipe_maps_back_onto_the_widgets():
-    from glide_ui.pipelines.recipe import Recipe
+    from glide_ui.recipe import Recipe
     from glide_ui.ui.settings import widget_values
 
     clip = Recipe("clip_guided", "a cube", 9, {"clip_scale": 2.5, "base_respacing": "ddim50",

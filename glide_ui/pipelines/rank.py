@@ -12,6 +12,7 @@ from PIL import Image
 from glide_ui.checkpoints import OPENAI_CLIP_NAMES
 from glide_ui.errors import RequestError
 from glide_ui.images import pil_to_tensor
+from glide_ui.openai_clip import require_clip_code
 from glide_ui.pipelines.clip_guided import as_openai_clip
 from glide_ui.pipelines.common import loading_notices
 from glide_ui.pipelines.events import Event, Result
@@ -72,12 +73,15 @@ def ranked(events: Iterable[Event], prompt: str, manager: Any,
 
 
 def _ranking_prompt(prompt: str, model: str) -> str:
+    """The cleaned prompt; RequestError for an unknown model or an empty prompt,
+    MissingPackageError without clip-anytorch."""
     if model not in OPENAI_CLIP_NAMES:
         raise RequestError(f"Unknown CLIP model {model!r}; choose one of "
                            f"{', '.join(OPENAI_CLIP_NAMES)}.")
     text, _ = clean_prompt(prompt)
     if not text:
         raise RequestError("Ranking by CLIP needs a prompt to compare the images with.")
+    require_clip_code()
     return text
 
 

@@ -15,7 +15,7 @@ from glide_ui.errors import RequestError
 from glide_ui.glide.diffusion import space_timesteps
 from glide_ui.images import load_image, mask_from_editor
 from glide_ui.pipelines.events import Status
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.recipe import Recipe
 
 Sampler = Literal["ancestral", "ddim"]
 

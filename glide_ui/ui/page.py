@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from glide_ui.openai_clip import clip_code_missing
 from glide_ui.ui import clip_guided, generate, history, inpaint, models_panel, png_info
 from glide_ui.ui.backend import Backend, TabHandles
 from glide_ui.ui.editor import editor_value
@@ -25,6 +26,10 @@ def build_demo(backend: Backend) -> gr.Blocks:
         notice = models_panel.banner(backend.manager)
         if notice:
             gr.Markdown(notice, elem_classes=["glide-banner"], elem_id="tiny-banner")
+        missing = clip_code_missing()
+        if missing:  # e.g. a Space or a `pip install glide-ui` without clip-anytorch
+            gr.Markdown(f"⚠️ {missing}", elem_classes=["glide-banner"],
+                        elem_id="clip-missing-banner")
         with gr.Tabs() as tabs:
             with gr.Tab("Generate", id=generate.TAB_ID):
                 handles = [generate.build(backend)]

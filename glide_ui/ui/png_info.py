@@ -6,7 +6,7 @@ import gradio as gr
 
 from glide_ui.errors import GlideUIError
 from glide_ui.images import load_image, read_recipe
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.recipe import Recipe
 from glide_ui.ui.backend import TabHandles
 from glide_ui.ui.settings import widget_values
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.recipe import Recipe
 
 
 def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: str,

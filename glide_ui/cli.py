@@ -257,6 +257,12 @@ def build_parser() -> Parser:
     download.add_argument("--quiet", "-q", action="store_true",
                           help="no progress lines on stderr")
 
+    history = command("history", _history, "The outputs folder's index: rebuild it from the "
+                      "PNGs (--rebuild), take in changes made by hand (--sync), search it "
+                      "(--search WORDS); see --outputs.", models=False)
+    history.add_argument("history_args", nargs=argparse.REMAINDER, metavar="...",
+                         help="--rebuild | --sync | --search WORDS [--outputs DIR] [--user U]")
+
     models = command("models", _models, "List the checkpoints: which are here, their "
                      "sizes, which are missing.", models=None)
     models.add_argument("--json", action="store_true")
@@ -266,8 +272,20 @@ def build_parser() -> Parser:
 # ----------------------------------------------------------------------------- running
 
 
+def _history(args: argparse.Namespace) -> int:
+    from glide_ui.history.__main__ import main as history_main
+
+    try:
+        return history_main(args.history_args)
+    except SystemExit as done:  # its own parser's --help or bad argument (already said)
+        return done.code if isinstance(done.code, int) else EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["history"]:  # its flags are its own parser's (argparse would take them)
+        return _history(argparse.Namespace(history_args=argv[1:]))
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, --version, or a bad argument (already said)

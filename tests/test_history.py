@@ -247,9 +247,10 @@ def test_the_command_line_rebuilds_and_searches(tmp_path):
     save(history, prompt="a corgi", seed=6)
     (root / "history.sqlite3").unlink()  # the open connection keeps its own
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "glide_ui.history", "--outputs", str(root),
-                               *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    def cli(*args: str) -> subprocess.CompletedProcess:  # `glide-ui history ...`
+        return subprocess.run([sys.executable, "-m", "glide_ui", "history", "--outputs",
+                               str(root), *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
 
     rebuilt = cli("--rebuild")
     assert rebuilt.returncode == 0 and "2 picture(s) indexed" in rebuilt.stdout, rebuilt.stderr

@@ -351,6 +351,16 @@ class ModelManager:
             self._hashes[name] = digest
         return digest
 
+    def known_checkpoint_id(self, name: str) -> str | None:
+        """`checkpoint_id(name)` where it is known without reading or fetching a file (tiny
+        models, a file hashed already, a published sha256), else None."""
+        self._check_name(name)
+        if self.tiny:
+            return self.checkpoint_id(name)
+        with self._lock:
+            known = self._hashes.get(name)
+        return known or ckpt.get_spec(name).sha256
+
     def info(self, name: str) -> ModelInfo:
         return ModelInfo(name, self.checkpoint_id(name), self.options(name))
 

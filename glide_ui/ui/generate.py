@@ -45,27 +45,27 @@ def parse_values(text: str) -> list[float]:
 def build(backend: Backend) -> TabHandles:
     manager, store = backend.manager, backend.store
 
-    def request(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
-                upsample_steps, upsample_temp) -> Text2ImRequest:
-        return Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
-                              guidance_scale=guidance_scale,
-                              **sampling_fields(sampler, steps, upsample, upsample_steps,
-                                                upsample_temp))
-
     @user_errors
     def generate(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
-                 upsample_steps, upsample_temp, rank_with_clip):
-        events = text2im(request(prompt, batch_size, seed, guidance_scale, sampler, steps,
-                                 upsample, upsample_steps, upsample_temp), manager)
+                 upsample_steps, upsample_temp, base_respacing, upsample_sampler,
+                 rank_with_clip):
+        request = Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
+                                 guidance_scale=guidance_scale,
+                                 **sampling_fields(sampler, steps, upsample, upsample_steps,
+                                                   upsample_temp, base_respacing,
+                                                   upsample_sampler))
+        events = text2im(request, manager)
         if rank_with_clip:
             events = ranked(events, prompt, manager)
         yield from render(events, store)
 
     @user_errors
     def sweep(prompt, sweep_param, sweep_values, seed, guidance_scale, sampler, steps,
-              upsample, upsample_steps, upsample_temp):
-        base = request(prompt, 1, seed, guidance_scale, sampler, steps, upsample,
-                       upsample_steps, upsample_temp)
+              upsample, upsample_steps, upsample_temp, base_respacing, upsample_sampler):
+        base = Text2ImRequest(prompt=prompt, seed=seed, guidance_scale=guidance_scale,
+                              **sampling_fields(sampler, steps, upsample, upsample_steps,
+                                                upsample_temp, base_respacing,
+                                                upsample_sampler))
         yield from render(run_sweep(base, manager, param=sweep_param,
                                     values=parse_values(sweep_values)), store)
 
@@ -108,4 +108,5 @@ def build(backend: Backend) -> TabHandles:
     buttons.stop.click(None, cancels=runs)
     controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
                 "guidance_scale": guidance_scale, **sampling.by_name()}
-    return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls)
+    return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
+                      area.notes)

@@ -35,8 +35,11 @@ def build_demo(backend: Backend) -> gr.Blocks:
             with gr.Tab("Models", id=models_panel.TAB_ID):
                 models_panel.build(backend.manager)
         _wire_send_to_inpaint(tabs, handles)
-        targets = {tabs, *(widget for h in handles for widget in h.controls.values())}
-        restore_button.click(png_info.restore_handler(tabs, handles), recipe_json, targets,
+        targets = {tabs, *(widget for h in handles for widget in h.controls.values()),
+                   *(h.notes for h in handles)}
+        editor = next(h.controls["mask_editor"] for h in handles if h.tab_id == inpaint.TAB_ID)
+        restore_button.click(png_info.restore_handler(tabs, handles, backend.manager),
+                             [recipe_json, editor], targets,
                              api_visibility="private")  # queued: see png_info.build
     return demo
 

@@ -11,16 +11,13 @@ import io
 import time
 
 import numpy as np
-import pytest
 import torch
 from app_server import ASSETS, ROOT
 from page_helpers import (
-    chromium,
     fast_settings,
     gallery_captions,
     generate,
     natural_size,
-    open_page,
     paint_stroke,
     panel,
     progress_text,
@@ -34,18 +31,6 @@ from glide_ui.images import read_recipe
 from glide_ui.models import resolve_dtype
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(app, browser) -> Page:
-    with open_page(browser, app.url) as page:
-        yield page
 
 
 # --- helpers ----------------------------------------------------------------------------------

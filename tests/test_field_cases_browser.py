@@ -25,11 +25,9 @@ from field_cases import (
 from gradio_client import Client
 from page_helpers import (
     brush,
-    chromium,
     fast_settings,
     image_at,
     load_picture,
-    open_page,
     panel,
     run_and_watch,
     set_number,
@@ -41,18 +39,6 @@ from glide_ui.images import PNG_RECIPE_KEY, read_recipe
 from glide_ui.pipelines.recipe import Recipe
 
 LEVELS = 1.0  # the browser's JPEG decoder may round a level differently from Pillow's
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(app, browser) -> Page:
-    with open_page(browser, app.url) as page:
-        yield page
 
 
 def paint_box(page: Page, tab, size: tuple[int, int], box: tuple[int, int, int, int]) -> None:

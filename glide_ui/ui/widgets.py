@@ -126,8 +126,8 @@ def sampler_controls(default_steps: int = 100, upsample_sampler: str = "ddim") \
                          elem_classes=["glide-upsample-sampler"])
     # One spacing at a time: a count picked on the slider clears the exact spacing, and an
     # exact spacing shows its count on the slider.
-    steps.input(lambda: "", outputs=base_respacing, queue=False, api_visibility="private",
-                show_progress="hidden")
+    steps.input(None, outputs=base_respacing, js="() => ''", api_visibility="private",
+                show_progress="hidden")  # in the page alone: no call to the server
     base_respacing.input(_steps_of, base_respacing, steps, queue=False,
                          api_visibility="private", show_progress="hidden")
     return SamplerControls(sampler, steps, upsample, upsample_steps, upsample_temp,

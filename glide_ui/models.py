@@ -29,6 +29,7 @@ from glide_ui.glide.nn import packed_bytes, prepack_allowance
 from glide_ui.glide.options import MODEL_NAMES, clip_config, full_options, tiny_options
 
 MODEL_SETS = ("official", "tiny")
+TINY_CHECKPOINT_PREFIX = "tiny-random-seed-"  # the checkpoint id of a tiny model: + its seed
 MEMORY_ENV = "GLIDE_MAX_MEMORY"
 TINY_NOTICE = ("Tiny models: random weights for testing the app offline. "
                "They make noise, not pictures.")
@@ -341,7 +342,7 @@ class ModelManager:
         """sha256 of the checkpoint file (fetched if needed), or "tiny-random-seed-N"."""
         self._check_name(name)
         if self.tiny:
-            return f"tiny-random-seed-{tiny_seed(name)}"
+            return f"{TINY_CHECKPOINT_PREFIX}{tiny_seed(name)}"
         with self._lock:
             if name in self._hashes:
                 return self._hashes[name]

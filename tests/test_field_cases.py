@@ -404,6 +404,17 @@ def test_what_cannot_be_restored_is_said(manager):
     assert "the mask is not" in " ".join(restore_warnings(recipe, manager, [], same_picture))
 
 
+def test_the_weights_are_compared_without_fetching_a_file(tmp_path):
+    from glide_ui.checkpoints import get_spec
+
+    official = ModelManager(model_set="official", device="cpu", checkpoints_dir=tmp_path,
+                            cache_dir=tmp_path)
+    assert official.known_checkpoint_id("ViT-B/32") == get_spec("ViT-B/32").sha256
+    assert list(tmp_path.iterdir()) == []  # nothing fetched or hashed
+    tiny = Recipe("text2im", "x", 1, {}, models={"base": "tiny-random-seed-0"})
+    assert "other weights for base" in " ".join(restore_warnings(tiny, official, []))
+
+
 def test_a_respacing_goes_back_whole_into_the_widgets():
     recipe = read_recipe(RECIPE_DDIM10)
     values = widget_values(recipe)

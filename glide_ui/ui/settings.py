@@ -7,6 +7,7 @@ from typing import Any
 
 from glide_ui import __version__
 from glide_ui.errors import RequestError
+from glide_ui.models import TINY_CHECKPOINT_PREFIX
 from glide_ui.pipelines.recipe import Recipe
 from glide_ui.pipelines.requests import respacing_steps
 
@@ -90,8 +91,7 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
         notes.append(f"It was made on {made}; this server runs on {here}, which the page "
                      "cannot change: the pixels will differ slightly.")
     other = [name for name, checkpoint in recipe.models.items()
-             if name not in manager.names
-             or manager.known_checkpoint_id(name) not in (None, checkpoint)]
+             if _other_weights(name, checkpoint, manager)]
     if other:
         notes.append(f"It was made with other weights for {', '.join(other)} than this "
                      "server has (e.g. the tiny test models and the official ones): the "
@@ -105,6 +105,16 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
     if recipe.pipeline == "inpaint":
         notes.extend(_inpaint_inputs_note(settings, inputs))
     return notes
+
+
+def _other_weights(name: str, checkpoint: str, manager: Any) -> bool:
+    """Whether `manager` runs other weights for `name` than `checkpoint` (as far as it can
+    tell without reading a checkpoint file: an official file never hashed is not checked)."""
+    if name not in manager.names or \
+            str(checkpoint).startswith(TINY_CHECKPOINT_PREFIX) != manager.tiny:
+        return True
+    here = manager.known_checkpoint_id(name)
+    return here is not None and here != checkpoint
 
 
 def _place(device: Any, dtype: Any) -> str:

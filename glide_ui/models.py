@@ -34,6 +34,7 @@ from glide_ui.glide.options import MODEL_NAMES, clip_config, full_options, tiny_
 log = logging.getLogger(__name__)
 
 MODEL_SETS = ("official", "tiny")
+TINY_CHECKPOINT_PREFIX = "tiny-random-seed-"  # the checkpoint id of a tiny model: + its seed
 MEMORY_ENV = "GLIDE_MAX_MEMORY"
 TINY_NOTICE = ("Tiny models: random weights for testing the app offline. "
                "They make noise, not pictures.")
@@ -312,7 +313,7 @@ class ModelManager:
         """sha256 of the checkpoint file (fetched if needed), or "tiny-random-seed-N"."""
         self._check_name(name)
         if self.tiny:
-            return f"tiny-random-seed-{tiny_seed(name)}"
+            return f"{TINY_CHECKPOINT_PREFIX}{tiny_seed(name)}"
         with self._lock:
             if name in self._hashes:
                 return self._hashes[name]
@@ -321,6 +322,16 @@ class ModelManager:
         with self._lock:
             self._hashes[name] = digest
         return digest
+
+    def known_checkpoint_id(self, name: str) -> str | None:
+        """`checkpoint_id(name)` where it is known without reading or fetching a file (tiny
+        models, a file hashed already, a published sha256), else None."""
+        self._check_name(name)
+        if self.tiny:
+            return self.checkpoint_id(name)
+        with self._lock:
+            known = self._hashes.get(name)
+        return known or ckpt.get_spec(name).sha256
 
     def info(self, name: str) -> ModelInfo:
         return ModelInfo(name, self.checkpoint_id(name), self.options(name))

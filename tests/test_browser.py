@@ -11,15 +11,12 @@ import io
 import time
 
 import numpy as np
-import pytest
 from app_server import ASSETS, ROOT
 from page_helpers import (
-    chromium,
     fast_settings,
     gallery_captions,
     generate,
     natural_size,
-    open_page,
     paint_stroke,
     panel,
     progress_text,
@@ -33,18 +30,6 @@ from glide_ui.compute import choose_path
 from glide_ui.images import read_recipe
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(app, browser) -> Page:
-    with open_page(browser, app.url) as page:
-        yield page
 
 
 # --- helpers ----------------------------------------------------------------------------------

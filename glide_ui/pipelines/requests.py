@@ -56,8 +56,10 @@ class ClipGuidedRequest:
 
 @dataclass
 class InpaintRequest:
-    image: Image.Image  # (bytes / a path are decoded by `validate`)
-    mask: np.ndarray  # bool [H, W] at the image's size, True = repaint (or an editor value)
+    image: Image.Image  # (bytes / a path are decoded by `validate`, upright by EXIF)
+    # bool [H, W] at the image's upright size, True = repaint; or any form
+    # `images.mask_from_editor` reads (an editor value, a layer, a black-and-white image)
+    mask: np.ndarray
     prompt: str
     batch_size: int = 1
     seed: int = -1
@@ -169,7 +171,8 @@ def _validate_inpaint(request: InpaintRequest) -> tuple[InpaintRequest, list[Sta
                            f"needs at least {MIN_IMAGE_SIDE} pixels on each side.")
     mask = mask_from_editor(request.mask, size=image.size)
     if not mask.any():
-        raise RequestError("The mask is empty: paint over the part of the image to change.")
+        raise RequestError("The mask is empty: paint over the part of the image to change "
+                           "(in a black-and-white mask, white marks what to repaint).")
     if mask.all():
         notices.append(Status("The mask covers the whole image: nothing of it is kept, the "
                               "result comes from the prompt alone.", "warning"))

@@ -55,12 +55,15 @@ def sweep(request: Request, manager: Any, param: str = "guidance_scale",
 
 
 def compare_guidance(request: Text2ImRequest, manager: Any, clip_scale: float = 3.0,
-                     clip_source: str = "glide") -> Iterator[Event]:
+                     clip_source: str = "glide",
+                     openai_clip_model: str = ClipGuidedRequest.openai_clip_model) \
+        -> Iterator[Event]:
     """Classifier-free guidance and CLIP guidance from the same seed, side by side."""
     checked, _ = validate(request)
     clip_request = ClipGuidedRequest(
         prompt=request.prompt, batch_size=request.batch_size, seed=checked.seed,
-        clip_source=clip_source, clip_scale=clip_scale, base_respacing=request.base_respacing,
+        clip_source=clip_source, clip_scale=clip_scale, openai_clip_model=openai_clip_model,
+        base_respacing=request.base_respacing,
         sampler=request.sampler, upsample=request.upsample,
         upsample_respacing=request.upsample_respacing, upsample_temp=request.upsample_temp,
         preview_interval=request.preview_interval, preview_noisy=request.preview_noisy,

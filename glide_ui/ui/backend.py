@@ -53,6 +53,7 @@ class TabHandles:
     send_to_inpaint: gr.Button
     selected: gr.State
     controls: dict[str, gr.components.Component]  # handler parameter name -> widget
+    notes: gr.Markdown  # the run area's notes (what a restore could not bring back)
 
 
 def user_of(request: gr.Request | None) -> str | None:

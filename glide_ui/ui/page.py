@@ -45,9 +45,12 @@ def build_demo(backend: Backend) -> gr.Blocks:
                 models_panel.build(backend.manager)
                 gr.Markdown(f"**Outputs:** {past.view.notice}", elem_id="models-outputs")
         _wire_send_to_inpaint(tabs, handles, past)
-        targets = {tabs, *(widget for h in handles for widget in h.controls.values())}
+        targets = {tabs, *(widget for h in handles for widget in h.controls.values()),
+                   *(h.notes for h in handles)}
+        editor = next(h.controls["mask_editor"] for h in handles if h.tab_id == inpaint.TAB_ID)
+        restore = png_info.restore_handler(tabs, handles, backend.manager)
         for button, recipe in ((restore_button, recipe_json), (past.restore, past.recipe_json)):
-            button.click(png_info.restore_handler(tabs, handles), recipe, targets,
+            button.click(restore, [recipe, editor], targets,
                          api_visibility="private")  # queued: see png_info.build
     return demo
 

@@ -8,11 +8,13 @@ from typing import TypeVar
 
 import gradio as gr
 
+from glide_ui.errors import RequestError
 from glide_ui.pipelines.requests import (
     DIFFUSION_STEPS,
     MAX_BATCH_SIZE,
     MAX_SEED,
     UPSAMPLE_TEMP_RANGE,
+    respacing_steps,
 )
 from glide_ui.ui.streaming import RunArea, idle_progress
 
@@ -31,14 +33,19 @@ class SamplerControls:
     upsample: gr.Checkbox
     upsample_steps: gr.Dropdown
     upsample_temp: gr.Slider
+    base_respacing: gr.Textbox
+    upsample_sampler: gr.Radio
 
     def inputs(self) -> list[gr.components.Component]:
-        return [self.sampler, self.steps, self.upsample, self.upsample_steps, self.upsample_temp]
+        return list(self.by_name().values())
 
     def by_name(self) -> dict[str, gr.components.Component]:
-        """The widgets under their request field names (for restoring a recipe)."""
+        """The widgets under their handler parameter names, in the handlers' order (also
+        for restoring a recipe)."""
         return {"sampler": self.sampler, "steps": self.steps, "upsample": self.upsample,
-                "upsample_steps": self.upsample_steps, "upsample_temp": self.upsample_temp}
+                "upsample_steps": self.upsample_steps, "upsample_temp": self.upsample_temp,
+                "base_respacing": self.base_respacing,
+                "upsample_sampler": self.upsample_sampler}
 
 
 @dataclass
@@ -94,11 +101,18 @@ def seed_box() -> gr.Number:
     return seed
 
 
-def sampler_controls(default_steps: int = 100) -> SamplerControls:
-    sampler = gr.Radio(SAMPLERS, value="ancestral", label="Sampler")
+def sampler_controls(default_steps: int = 100, upsample_sampler: str = "ddim") \
+        -> SamplerControls:
+    """The "Advanced" sampler widgets; `upsample_sampler` is the tab's reference notebook's."""
+    sampler = gr.Radio(SAMPLERS, value="ancestral", label="Sampler",
+                       elem_classes=["glide-sampler"])
     steps = pipeline_checked(gr.Slider(1, DIFFUSION_STEPS, value=default_steps, step=1,
                                        label="Base steps",
                                        info="The reference uses 100; DDIM works with fewer."))
+    base_respacing = gr.Textbox(
+        "", label="Base respacing", placeholder="empty: Base steps, evenly spaced",
+        info="Exact timesteps instead of Base steps: 'ddim25' (DDIM's stride: 0, 40, 80...), "
+             "'fast27', or sections such as '10,10,3,2,2'. Moving the slider clears it.")
     with gr.Row():
         upsample = gr.Checkbox(value=True, label="Upsample to 256 px",
                                info="Run GLIDE's diffusion upsampler after the 64 px base.")
@@ -108,7 +122,23 @@ def sampler_controls(default_steps: int = 100) -> SamplerControls:
     upsample_temp = pipeline_checked(gr.Slider(
         *UPSAMPLE_TEMP_RANGE, value=0.997, step=0.001, label="Upsample temperature",
         info="Noise scale of the upsampler (the reference uses 0.997)."))
-    return SamplerControls(sampler, steps, upsample, upsample_steps, upsample_temp)
+    upsampler = gr.Radio(SAMPLERS, value=upsample_sampler, label="Upsampler sampler",
+                         elem_classes=["glide-upsample-sampler"])
+    # One spacing at a time: a count picked on the slider clears the exact spacing, and an
+    # exact spacing shows its count on the slider.
+    steps.input(None, outputs=base_respacing, js="() => ''", api_visibility="private",
+                show_progress="hidden")  # in the page alone: no call to the server
+    base_respacing.input(_steps_of, base_respacing, steps, queue=False,
+                         api_visibility="private", show_progress="hidden")
+    return SamplerControls(sampler, steps, upsample, upsample_steps, upsample_temp,
+                           base_respacing, upsampler)
+
+
+def _steps_of(spec: str):
+    try:
+        return respacing_steps("Base respacing", spec)[1]
+    except RequestError:
+        return gr.skip()
 
 
 def run_buttons(label: str) -> RunButtons:

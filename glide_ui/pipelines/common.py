@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from glide_ui import solvers
 from glide_ui.glide import samplers
 from glide_ui.glide.diffusion import create_diffusion
 from glide_ui.glide.guidance import DenoisedFn, ModelFn, conditional_model_fn
@@ -168,9 +169,17 @@ def diffuse(stage: str, model: nn.Module, model_fn: ModelFn, generators: list[to
     size = size or options["image_size"]
     noise = samplers.initial_noise((len(generators), 3, size, size), generators,
                                    device_of(model)) * temperature
-    run = samplers.ddim if sampler == "ddim" else samplers.ancestral
-    steps = run(diffusion, model_fn, noise, generators, denoised_fn=denoised_fn,
-                cond_fn=cond_fn)
+    if sampler in solvers.SOLVERS:
+        if cond_fn is not None:
+            raise ValueError(f"the {sampler} solver cannot take a condition function")
+        # A solver chooses its own timesteps: the respacing gives only their number.
+        steps = solvers.solve(sampler, options["noise_schedule"], model_fn, noise,
+                              diffusion.num_timesteps, generators, denoised_fn=denoised_fn,
+                              diffusion_steps=options["diffusion_steps"])
+    else:
+        run = samplers.ddim if sampler == "ddim" else samplers.ancestral
+        steps = run(diffusion, model_fn, noise, generators, denoised_fn=denoised_fn,
+                    cond_fn=cond_fn)
     return (yield from follow(stage, steps, preview))
 
 

@@ -16,8 +16,10 @@ from glide_ui.glide.diffusion import space_timesteps
 from glide_ui.images import load_image, mask_from_editor
 from glide_ui.pipelines.events import Status
 from glide_ui.pipelines.recipe import Recipe
+from glide_ui.solvers import SOLVERS
 
-Sampler = Literal["ancestral", "ddim"]
+# The reference's samplers, then the diffusers solvers (glide_ui.solvers.SOLVERS).
+Sampler = Literal["ancestral", "ddim", "dpmpp_2m", "dpmpp_2m_sde", "unipc", "euler_a", "heun"]
 
 
 @dataclass
@@ -92,8 +94,14 @@ MAX_MASK_PIXELS = 256  # mask grow and feather, in pixels of the input image
 MIN_IMAGE_SIDE = 8
 DIFFUSION_STEPS = 1000  # every GLIDE model is trained with 1000 steps
 MIN_STEPS = 2
-SAMPLERS = ("ancestral", "ddim")
+REFERENCE_SAMPLERS = ("ancestral", "ddim")
+SAMPLERS = (*REFERENCE_SAMPLERS, *SOLVERS)
+SOLVER_LABELS = {name: solver.label for name, solver in SOLVERS.items()}
 CLIP_SOURCES = ("glide", "openai")
+FAST_PRESET = {"sampler": "dpmpp_2m", "base_respacing": "15",
+               "upsample_sampler": "dpmpp_2m", "upsample_respacing": "10"}
+"""The one-click Fast settings: DPM-Solver++ 2M, 15 base and 10 upsampler steps (the
+README gives the published evidence and the bench figures)."""
 
 
 def validate(request: Request) -> tuple[Request, list[Status]]:
@@ -149,6 +157,10 @@ def _validate_text2im(request: Text2ImRequest) -> tuple[Text2ImRequest, list[Sta
 def _validate_clip_guided(request: ClipGuidedRequest) -> tuple[ClipGuidedRequest, list[Status]]:
     changes, notices = _validate_common(request, allow_empty_prompt=False)
     changes["clip_source"] = _choice("CLIP source", request.clip_source, CLIP_SOURCES)
+    if changes["sampler"] not in REFERENCE_SAMPLERS:
+        raise RequestError(f"CLIP guidance works with the {' and '.join(REFERENCE_SAMPLERS)} "
+                           f"samplers only (it shifts their mean or score); "
+                           f"{changes['sampler']!r} cannot take it.")
     changes["clip_scale"] = _float("CLIP guidance scale", request.clip_scale, *CLIP_SCALE_RANGE)
     changes["openai_clip_model"] = _choice("OpenAI CLIP model", request.openai_clip_model,
                                            OPENAI_CLIP_NAMES)

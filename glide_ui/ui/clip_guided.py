@@ -63,7 +63,7 @@ def build(backend: Backend) -> TabHandles:
                                                  "Used by the comparison image only.",
                                                  GUIDANCE_SCALE_RANGE)
             with gr.Accordion("Advanced", open=False):
-                sampling = widgets.sampler_controls()
+                sampling = widgets.sampler_controls(solvers=False)
             widgets.example_prompts(prompt, EXAMPLES)
         area, actions, rank_button = widgets.results_column()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from glide_ui.pipelines.recipe import Recipe
+from glide_ui.pipelines.requests import SOLVER_LABELS
 
 
 def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: str,
@@ -13,8 +14,11 @@ def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: 
 
     Numbers are passed on as sent: the request's validation refuses a fractional, NaN or
     non-numeric value with a message naming the field (a conversion here would crash on
-    them, or quietly turn 2.5 steps into 2)."""
+    them, or quietly turn 2.5 steps into 2). A solver runs the upsampler too; the
+    reference samplers leave it to the request's default (the reference notebook's)."""
+    solver = {"upsample_sampler": sampler} if sampler in SOLVER_LABELS else {}
     return {
+        **solver,
         "sampler": sampler,
         "base_respacing": steps,
         "upsample": bool(upsample),

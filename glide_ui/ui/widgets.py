@@ -10,14 +10,18 @@ import gradio as gr
 
 from glide_ui.pipelines.requests import (
     DIFFUSION_STEPS,
+    FAST_PRESET,
     MAX_BATCH_SIZE,
     MAX_SEED,
+    SOLVER_LABELS,
     UPSAMPLE_TEMP_RANGE,
 )
 from glide_ui.ui.streaming import RunArea, idle_progress
 
-UPSAMPLE_STEPS = ["fast27", "27", "50", "100", "250"]
-SAMPLERS = [("Ancestral (as in the paper)", "ancestral"), ("DDIM (deterministic)", "ddim")]
+UPSAMPLE_STEPS = ["fast27", "10", "27", "50", "100", "250"]
+REFERENCE_SAMPLERS = [("Ancestral (as in the paper)", "ancestral"),
+                      ("DDIM (deterministic)", "ddim")]
+SAMPLERS = REFERENCE_SAMPLERS + [(label, name) for name, label in SOLVER_LABELS.items()]
 
 C = TypeVar("C", bound=gr.components.Component)
 
@@ -94,8 +98,20 @@ def seed_box() -> gr.Number:
     return seed
 
 
-def sampler_controls(default_steps: int = 100) -> SamplerControls:
-    sampler = gr.Radio(SAMPLERS, value="ancestral", label="Sampler")
+def sampler_controls(default_steps: int = 100, solvers: bool = True) -> SamplerControls:
+    """The sampler fold. With `solvers`, the diffusers solvers are offered too (they run
+    the upsampler as well) with a one-click Fast preset; without, a note says why not."""
+    if solvers:
+        sampler = gr.Radio(SAMPLERS, value="ancestral", label="Sampler",
+                           info="A solver (DPM-Solver++, UniPC, Euler a, Heun) also runs "
+                                "the upsampler.")
+        fast = gr.Button("Fast preset", size="sm", elem_classes=["glide-fast"])
+    else:
+        sampler = gr.Radio(REFERENCE_SAMPLERS, value="ancestral", label="Sampler",
+                           info="CLIP guidance shifts the ancestral mean or the DDIM score; "
+                                "the fast solvers cannot take it (they are on the Generate "
+                                "and Inpaint tabs).")
+        fast = None
     steps = pipeline_checked(gr.Slider(1, DIFFUSION_STEPS, value=default_steps, step=1,
                                        label="Base steps",
                                        info="The reference uses 100; DDIM works with fewer."))
@@ -108,6 +124,11 @@ def sampler_controls(default_steps: int = 100) -> SamplerControls:
     upsample_temp = pipeline_checked(gr.Slider(
         *UPSAMPLE_TEMP_RANGE, value=0.997, step=0.001, label="Upsample temperature",
         info="Noise scale of the upsampler (the reference uses 0.997)."))
+    if fast is not None:
+        fast.click(lambda: (FAST_PRESET["sampler"], int(FAST_PRESET["base_respacing"]),
+                            FAST_PRESET["upsample_respacing"]),
+                   outputs=[sampler, steps, upsample_steps], queue=False,
+                   api_visibility="private")
     return SamplerControls(sampler, steps, upsample, upsample_steps, upsample_temp)
 
 

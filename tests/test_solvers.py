@@ -23,7 +23,7 @@ from glide_ui.pipelines.requests import (
     request_from_recipe,
     validate,
 )
-from glide_ui.pipelines.text2im import text2im
+from glide_ui.pipelines.text2im import text2im, upsample_picked
 
 SCHEDULE = "squaredcos_cap_v2"
 SHAPE = (3, 8, 8)
@@ -163,3 +163,24 @@ def test_text2im_with_solvers_batch_invariant_and_recipe_reproduces(manager) -> 
     _, reference = run(text2im(replace(replay, sampler="ddim", upsample_sampler="ddim"),
                                manager))
     assert not np.array_equal(np.asarray(reference.images[0]), np.asarray(alone.images[0]))
+
+
+# --- pick, then upsample ---------------------------------------------------------------------
+
+
+def test_upsampling_picked_base_images_later_equals_one_go(manager) -> None:
+    request = Text2ImRequest(prompt="a corgi", batch_size=2, seed=40, base_respacing="3",
+                             upsample_respacing="2", preview_interval=3600)
+    _, one_go = run(text2im(request, manager))
+    _, base = run(text2im(replace(request, upsample=False), manager))
+    assert base.images[0].size == (64, 64)
+    picks = [(base.images[i], base.recipes[i]) for i in (1, 0)]
+    _, later = run(upsample_picked(picks, manager, preview_interval=3600))
+    for got, i in zip(range(2), (1, 0), strict=True):
+        assert np.array_equal(np.asarray(later.images[got]), np.asarray(one_go.images[i]))
+        assert later.recipes[got] == one_go.recipes[i]
+    with pytest.raises(RequestError, match="different prompts or settings"):
+        other = replace(base.recipes[0], prompt="a cat")
+        list(upsample_picked([picks[0], (base.images[0], other)], manager))
+    with pytest.raises(RequestError, match="64 px"):
+        list(upsample_picked([(one_go.images[0], base.recipes[0])], manager))

@@ -65,7 +65,7 @@ def build(backend: Backend) -> TabHandles:
             with gr.Accordion("Advanced", open=False):
                 sampling = widgets.sampler_controls(solvers=False)
             widgets.example_prompts(prompt, EXAMPLES)
-        area, actions, rank_button = widgets.results_column()
+        area, actions, rank_button, _ = widgets.results_column()
 
     inputs = [prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
               cfg_scale, *sampling.inputs()]

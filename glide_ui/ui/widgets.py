@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -24,6 +25,7 @@ REFERENCE_SAMPLERS = [("Ancestral (as in the paper)", "ancestral"),
 SAMPLERS = REFERENCE_SAMPLERS + [(label, name) for name, label in SOLVER_LABELS.items()]
 
 C = TypeVar("C", bound=gr.components.Component)
+T = TypeVar("T")
 
 
 @dataclass
@@ -157,15 +159,17 @@ def example_prompts(prompt: gr.Textbox, examples: list[str]) -> gr.Examples:
                        api_visibility="private")
 
 
-def results_column() -> tuple[RunArea, ResultActions, gr.Button]:
+def results_column(extra: Callable[[], T] | None = None
+                   ) -> tuple[RunArea, ResultActions, gr.Button, T | None]:
     """The right-hand column of a text tab: the run area, then "send to inpaint" and a
-    "rank with CLIP" button under the gallery."""
+    "rank with CLIP" button under the gallery, then what `extra()` builds (and returns)."""
     with gr.Column(scale=6, min_width=320):
         area = run_area()
         with gr.Row():
             actions = result_actions(area)
             rank_button = gr.Button("Rank these with CLIP", size="sm")
-    return area, actions, rank_button
+        built = extra() if extra is not None else None
+    return area, actions, rank_button, built
 
 
 def result_actions(area: RunArea) -> ResultActions:

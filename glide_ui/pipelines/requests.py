@@ -36,6 +36,7 @@ class Text2ImRequest:
     preview_interval: float = 0.5  # seconds between previews; first and last always shown
     preview_noisy: bool = False
     upsample_sampler: Sampler = "ddim"  # as the reference text2im notebook
+    filmstrip_frames: int = 0  # keep this many evenly spaced previews per stage (0 = none)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class ClipGuidedRequest:
     preview_interval: float = 0.5
     preview_noisy: bool = False
     upsample_sampler: Sampler = "ddim"  # as the reference clip_guided notebook
+    filmstrip_frames: int = 0  # keep this many evenly spaced previews per stage (0 = none)
 
 
 @dataclass
@@ -74,6 +76,7 @@ class InpaintRequest:
     preview_interval: float = 0.5
     preview_noisy: bool = False
     upsample_sampler: Sampler = "ancestral"  # as the reference inpaint notebook
+    filmstrip_frames: int = 0  # keep this many evenly spaced previews per stage (0 = none)
 
 
 Request = Text2ImRequest | ClipGuidedRequest | InpaintRequest
@@ -94,6 +97,7 @@ MAX_MASK_PIXELS = 256  # mask grow and feather, in pixels of the input image
 MIN_IMAGE_SIDE = 8
 DIFFUSION_STEPS = 1000  # every GLIDE model is trained with 1000 steps
 MIN_STEPS = 2
+MAX_FILMSTRIP_FRAMES = 64  # per stage: the memory bound, whatever the step count
 REFERENCE_SAMPLERS = ("ancestral", "ddim")
 SAMPLERS = (*REFERENCE_SAMPLERS, *SOLVERS)
 SOLVER_LABELS = {name: solver.label for name, solver in SOLVERS.items()}
@@ -143,6 +147,8 @@ def _validate_common(request: Request, allow_empty_prompt: bool) -> tuple[dict, 
         preview_interval=_float("Preview interval", request.preview_interval,
                                 *PREVIEW_INTERVAL_RANGE),
         preview_noisy=bool(request.preview_noisy),
+        filmstrip_frames=_int("Filmstrip frames", request.filmstrip_frames, 0,
+                              MAX_FILMSTRIP_FRAMES),
     )
     return changes, notices
 

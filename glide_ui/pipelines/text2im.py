@@ -28,10 +28,12 @@ from glide_ui.pipelines.common import (
     upsample,
 )
 from glide_ui.pipelines.events import Event, Result
+from glide_ui.pipelines.filmstrip import filmstrips
 from glide_ui.pipelines.recipe import Recipe
 from glide_ui.pipelines.requests import Text2ImRequest, request_from_recipe
 
 
+@filmstrips
 def text2im(request: Text2ImRequest, manager: Any) -> Iterator[Event]:
     """Generate `request.batch_size` images of the prompt; see the module docstring."""
     request, seeds = yield from begin(request)
@@ -60,9 +62,11 @@ def guided_base(model: nn.Module, request: Any, seeds: Sequence[int],
 
 
 def preview_settings(request: Any) -> PreviewSettings:
-    return PreviewSettings(request.preview_interval, request.preview_noisy)
+    return PreviewSettings(request.preview_interval, request.preview_noisy,
+                           request.filmstrip_frames)
 
 
+@filmstrips
 def upsample_picked(picks: Sequence[tuple[Image.Image, Recipe]], manager: Any,
                     **overrides: Any) -> Iterator[Event]:
     """Upsample base-only results the user picked, after the fact.

@@ -30,9 +30,10 @@ def build(backend: Backend) -> TabHandles:
 
     @user_errors
     def clip_guided(prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
-                    cfg_scale, sampler, steps, upsample, upsample_steps, upsample_temp,
+                    cfg_scale, sampler, steps, upsample, upsample_steps, upsample_temp, filmstrip,
                     request: gr.Request = None):
-        sampling = sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp)
+        sampling = sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
+                                   filmstrip)
         if compare_with_cfg:
             cfg_request = Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
                                          guidance_scale=cfg_scale, **sampling)

@@ -77,17 +77,19 @@ def build(backend: Backend) -> TabHandles:
     manager, store = backend.manager, backend.store
 
     def text2im_request(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
-                        upsample_steps, upsample_temp) -> Text2ImRequest:
+                        upsample_steps, upsample_temp, filmstrip) -> Text2ImRequest:
         return Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
                               guidance_scale=guidance_scale,
                               **sampling_fields(sampler, steps, upsample, upsample_steps,
-                                                upsample_temp))
+                                                upsample_temp, filmstrip))
 
     @user_errors
     def generate(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
-                 upsample_steps, upsample_temp, rank_with_clip, request: gr.Request = None):
+                 upsample_steps, upsample_temp, filmstrip, rank_with_clip,
+                 request: gr.Request = None):
         events = text2im(text2im_request(prompt, batch_size, seed, guidance_scale, sampler,
-                                         steps, upsample, upsample_steps, upsample_temp),
+                                         steps, upsample, upsample_steps, upsample_temp,
+                                         filmstrip),
                          manager)
         if rank_with_clip:
             events = ranked(events, prompt, manager)
@@ -95,9 +97,9 @@ def build(backend: Backend) -> TabHandles:
 
     @user_errors
     def sweep(prompt, sweep_param, sweep_values, seed, guidance_scale, sampler, steps,
-              upsample, upsample_steps, upsample_temp, request: gr.Request = None):
+              upsample, upsample_steps, upsample_temp, filmstrip, request: gr.Request = None):
         base = text2im_request(prompt, 1, seed, guidance_scale, sampler, steps, upsample,
-                               upsample_steps, upsample_temp)
+                               upsample_steps, upsample_temp, filmstrip)
         yield from render(run_sweep(base, manager, param=sweep_param,
                                     values=parse_values(sweep_values)), store,
                           user_of(request))

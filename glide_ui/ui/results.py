@@ -17,7 +17,7 @@ from PIL import Image
 from glide_ui.history import History, HistoryError, result_png
 from glide_ui.history.folder import slug
 from glide_ui.images import make_grid
-from glide_ui.pipelines.events import Result
+from glide_ui.pipelines.events import Filmstrips, Result
 
 log = logging.getLogger("glide_ui.ui")
 
@@ -69,6 +69,21 @@ class ResultStore:
             path.write_bytes(data)
             paths.append(path)
         return Saved(paths, problem)
+
+    def save_filmstrips(self, film: Filmstrips, result: Result) -> list[tuple[str, str]]:
+        """The page's copies of `film` (animated WebP, contact-sheet PNG) for `result`'s
+        images, as gallery items captioned after each image's seed."""
+        folder = self._new_folder()
+        items = []
+        for index, (data, sheet) in enumerate(zip(film.animations, film.sheets, strict=True)):
+            seed = caption(result, index)
+            animation = folder / f"glide-filmstrip-{result.recipes[index].seed}-{index}.webp"
+            animation.write_bytes(data)
+            contact = folder / f"glide-contact-sheet-{result.recipes[index].seed}-{index}.png"
+            sheet.save(contact)
+            items += [(str(animation), f"{seed} · filmstrip"),
+                      (str(contact), f"{seed} · contact sheet")]
+        return items
 
     def _new_folder(self) -> Path:
         folder = self.root / uuid.uuid4().hex

@@ -7,9 +7,11 @@ from typing import Any
 from glide_ui.pipelines.recipe import Recipe
 from glide_ui.pipelines.requests import SOLVER_LABELS
 
+FILMSTRIP_FRAMES = 24  # per stage, when the page's "Keep a filmstrip" is ticked
+
 
 def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: str,
-                    upsample_temp: float) -> dict[str, Any]:
+                    upsample_temp: float, filmstrip: bool = False) -> dict[str, Any]:
     """Request keyword arguments from the "Advanced" sampler widgets.
 
     Numbers are passed on as sent: the request's validation refuses a fractional, NaN or
@@ -24,6 +26,7 @@ def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: 
         "upsample": bool(upsample),
         "upsample_respacing": str(upsample_steps),
         "upsample_temp": upsample_temp,
+        "filmstrip_frames": FILMSTRIP_FRAMES if filmstrip else 0,
     }
 
 

@@ -37,9 +37,11 @@ class SamplerControls:
     upsample: gr.Checkbox
     upsample_steps: gr.Dropdown
     upsample_temp: gr.Slider
+    filmstrip: gr.Checkbox
 
     def inputs(self) -> list[gr.components.Component]:
-        return [self.sampler, self.steps, self.upsample, self.upsample_steps, self.upsample_temp]
+        return [self.sampler, self.steps, self.upsample, self.upsample_steps, self.upsample_temp,
+                self.filmstrip]
 
     def by_name(self) -> dict[str, gr.components.Component]:
         """The widgets under their request field names (for restoring a recipe)."""
@@ -131,7 +133,10 @@ def sampler_controls(default_steps: int = 100, solvers: bool = True) -> SamplerC
                             FAST_PRESET["upsample_respacing"]),
                    outputs=[sampler, steps, upsample_steps], queue=False,
                    api_visibility="private")
-    return SamplerControls(sampler, steps, upsample, upsample_steps, upsample_temp)
+    filmstrip = gr.Checkbox(False, label="Keep a filmstrip",
+                            info="An animated WebP and a contact sheet of how each image "
+                                 "formed, after the results.")
+    return SamplerControls(sampler, steps, upsample, upsample_steps, upsample_temp, filmstrip)
 
 
 def run_buttons(label: str) -> RunButtons:

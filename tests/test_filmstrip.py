@@ -52,7 +52,7 @@ def test_text2im_filmstrips_per_image(manager) -> None:
     assert sum(isinstance(e, Preview) for e in events) == 4  # previews as without filmstrip
     (film,) = [e for e in events if isinstance(e, Filmstrips)]
     assert events.index(film) == events.index(result) + 1
-    assert len(film.animations) == len(film.sheets) == 2
+    assert len(film.animations) == len(film.sheets) == 2 and film.seeds == [3, 4]
     for i, data in enumerate(film.animations):
         with Image.open(io.BytesIO(data)) as webp:
             pictures = [p.convert("RGB") for p in ImageSequence.Iterator(webp)]

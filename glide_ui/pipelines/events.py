@@ -65,11 +65,13 @@ class Frame:
 
 @dataclass(frozen=True)
 class Filmstrips:
-    """How each image of the last Result formed (`animations[i]` <-> the Result's image i):
-    an animated WebP (bytes) and a contact sheet of the kept frames."""
+    """How each image of the last Result formed: an animated WebP (bytes) and a contact
+    sheet of the kept frames, in the pipeline's order (`seeds[i]` is image i's seed; a
+    ranking that reorders the Result does not reorder these)."""
 
     animations: list[bytes]
     sheets: list[Image.Image]
+    seeds: list[int]
 
 
 Event = Status | Progress | Preview | Result | Frame | Filmstrips

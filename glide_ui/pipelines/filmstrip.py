@@ -34,7 +34,7 @@ def with_filmstrips(events: Iterator[Event]) -> Iterator[Event]:
                 frames.append(event)
             yield event
             if isinstance(event, Result) and frames:
-                yield build(frames, len(event.images))
+                yield build(frames, [recipe.seed for recipe in event.recipes])
                 frames = []
 
 
@@ -47,16 +47,17 @@ def filmstrips(pipeline: Callable[..., Iterator[Event]]) -> Callable[..., Iterat
     return wrapped
 
 
-def build(frames: list[Frame], images: int) -> Filmstrips:
-    """An animated WebP (lossless) and a labelled contact sheet for each of `images`."""
+def build(frames: list[Frame], seeds: list[int]) -> Filmstrips:
+    """An animated WebP (lossless) and a labelled contact sheet for each image (of
+    `seeds`, in the frames' order)."""
     size = max(frame.images[0].width for frame in frames)
     labels = [f"{frame.stage} {frame.step}/{frame.total}" for frame in frames]
     animations, sheets = [], []
-    for i in range(images):
+    for i in range(len(seeds)):
         pictures = [_enlarged(frame.images[i], size) for frame in frames]
         animations.append(animation(pictures))
         sheets.append(make_grid(pictures, cols=SHEET_COLUMNS, labels=labels))
-    return Filmstrips(animations, sheets)
+    return Filmstrips(animations, sheets, list(seeds))
 
 
 def animation(pictures: list[Image.Image]) -> bytes:

@@ -70,19 +70,19 @@ class ResultStore:
             paths.append(path)
         return Saved(paths, problem)
 
-    def save_filmstrips(self, film: Filmstrips, result: Result) -> list[tuple[str, str]]:
-        """The page's copies of `film` (animated WebP, contact-sheet PNG) for `result`'s
-        images, as gallery items captioned after each image's seed."""
+    def save_filmstrips(self, film: Filmstrips) -> list[tuple[str, str]]:
+        """The page's copies of `film` (animated WebP, contact-sheet PNG) as gallery items
+        captioned with each image's seed."""
         folder = self._new_folder()
         items = []
-        for index, (data, sheet) in enumerate(zip(film.animations, film.sheets, strict=True)):
-            seed = caption(result, index)
-            animation = folder / f"glide-filmstrip-{result.recipes[index].seed}-{index}.webp"
+        for index, (data, sheet, seed) in enumerate(zip(film.animations, film.sheets,
+                                                         film.seeds, strict=True)):
+            animation = folder / f"glide-filmstrip-{seed}-{index}.webp"
             animation.write_bytes(data)
-            contact = folder / f"glide-contact-sheet-{result.recipes[index].seed}-{index}.png"
+            contact = folder / f"glide-contact-sheet-{seed}-{index}.png"
             sheet.save(contact)
-            items += [(str(animation), f"{seed} · filmstrip"),
-                      (str(contact), f"{seed} · contact sheet")]
+            items += [(str(animation), f"seed {seed} · filmstrip"),
+                      (str(contact), f"seed {seed} · contact sheet")]
         return items
 
     def _new_folder(self) -> Path:

@@ -66,8 +66,7 @@ class _RunState:
     eta: _Eta = field(default_factory=_Eta)
     notes: list[str] = field(default_factory=list)
     last_sent: float = 0.0  # when the last step update went out
-    result: Result | None = None  # the last result, and its gallery items
-    gallery: list = field(default_factory=list)
+    gallery: list = field(default_factory=list)  # the last result's items
 
 
 def progress_html(label: str, fraction: float, detail: str = "") -> str:
@@ -160,10 +159,10 @@ def _update(event: Event, state: _RunState, store: ResultStore, user: str | None
             gr.Warning(saved.problem)
         done = progress_html(f"Done: {len(saved.paths)} image(s)", 1.0)
         overview = event.grid if event.grid is not None else preview_image(event.images)
-        state.result, state.gallery = event, gallery_items(saved.paths, event)
+        state.gallery = gallery_items(saved.paths, event)
         return overview, done, state.gallery, _notes_md(state)
-    if isinstance(event, Filmstrips) and state.result is not None:
-        state.gallery = state.gallery + store.save_filmstrips(event, state.result)
+    if isinstance(event, Filmstrips):
+        state.gallery = state.gallery + store.save_filmstrips(event)
         return skip(), skip(), state.gallery, skip()
     return None
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 from pipeline_runs import run
 
-from glide_ui import solvers
 from glide_ui.errors import RequestError
 from glide_ui.glide import samplers
 from glide_ui.glide.diffusion import beta_schedule, create_diffusion
 from glide_ui.glide.guidance import inpaint_denoised_fn
+from glide_ui.pipelines import solvers
 from glide_ui.pipelines.requests import (
     FAST_PRESET,
     ClipGuidedRequest,

@@ -23,13 +23,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from glide_ui import solvers
 from glide_ui.glide import samplers
 from glide_ui.glide.diffusion import create_diffusion
 from glide_ui.glide.guidance import DenoisedFn, ModelFn, conditional_model_fn
 from glide_ui.glide.text import TextCondition
 from glide_ui.glide.tokenizer import get_glide_tokenizer
 from glide_ui.images import quantize, tensor_to_pil
+from glide_ui.pipelines import solvers
 from glide_ui.pipelines.events import Event, Frame, Preview, Progress, Status
 from glide_ui.pipelines.recipe import Recipe
 from glide_ui.pipelines.requests import MAX_SEED, Request, validate

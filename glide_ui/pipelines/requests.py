@@ -16,9 +16,9 @@ from glide_ui.glide.diffusion import space_timesteps
 from glide_ui.images import load_image, mask_from_editor
 from glide_ui.pipelines.events import Status
 from glide_ui.pipelines.recipe import Recipe
-from glide_ui.solvers import SOLVERS
+from glide_ui.pipelines.solvers import SOLVERS
 
-# The reference's samplers, then the diffusers solvers (glide_ui.solvers.SOLVERS).
+# The reference's samplers, then the diffusers solvers (glide_ui.pipelines.solvers.SOLVERS).
 Sampler = Literal["ancestral", "ddim", "dpmpp_2m", "dpmpp_2m_sde", "unipc", "euler_a", "heun"]
 
 

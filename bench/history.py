@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image
 
 from glide_ui.history import History, Query, result_png
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.recipe import Recipe
 
 WORDS = ("corgi cat fox hedgehog lighthouse boat canyon castle forest city robot dragon "
          "teapot garden mountain river window painting drawing photo watercolor sketch "

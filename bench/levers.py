@@ -23,6 +23,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bench.forward import CASES, count_flops, make_inputs
+from glide_ui import heap
 from glide_ui.compute import DTYPE_NAMES, choose_path
 from glide_ui.glide import nn as glide_nn
 from glide_ui.glide.options import full_options
@@ -114,6 +115,7 @@ def _forward(model: Text2ImUNet, inputs: dict[str, Any], fmt: torch.memory_forma
 def measure(name: str, runs: int, chosen: list[Variant] | None = None) -> dict[str, Any]:
     """Median wall / process-CPU seconds per forward of each variant, and their agreement
     with fp32 (max |difference| over max |fp32 output|)."""
+    heap.keep_heap()  # as the app's CPU manager does (glide_ui.heap)
     chosen = chosen or variants()
     fast = next(v for v in chosen if v.label.endswith("(fast)"))
     batch, size = CASES[name]

@@ -24,6 +24,7 @@ import torch
 
 from bench.forward import CASES, make_inputs
 from bench.pipeline import FullSizeRandomManager
+from glide_ui import heap
 from glide_ui.pipelines.common import PreviewSettings, upsample
 from glide_ui.pipelines.events import Progress
 from glide_ui.pipelines.requests import Text2ImRequest
@@ -58,12 +59,17 @@ def stage(model: torch.nn.Module, name: str, steps: int) -> Generator:
 def reference_forwards(model: torch.nn.Module, name: str, steps: int) -> Generator:
     """The reference's own step, `steps` times: one forward of the same batch (base: 2 rows
     for one image with CFG, 64 px; upsampler: 1 row, 256 px) with the text encoded inside
-    every forward, as the reference does, on a contiguous fp32 model (its arithmetic)."""
+    every forward, as the reference does, on a contiguous fp32 model (its arithmetic), with
+    glibc's default heap (large blocks mapped afresh: see glide_ui.heap)."""
     batch, size = CASES[name]
     inputs = make_inputs(model.options, batch, size)
     with torch.inference_mode():
         for step in range(1, steps + 1):
-            model(**inputs)
+            heap.keep_heap(False)
+            try:
+                model(**inputs)
+            finally:
+                heap.keep_heap(True)
             yield Progress("reference", step, steps)
 
 

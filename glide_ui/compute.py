@@ -159,3 +159,4 @@ def _parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if resolved not in DTYPE_NAMES:
         raise GlideUIError(f"Unsupported dtype {dtype!r}: use fp32, fp16 or bf16.")
     return resolved
+

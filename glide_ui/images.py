@@ -3,24 +3,35 @@
 Conventions: model images are float tensors in [-1, 1], NCHW; 8-bit value p <-> p / 127.5 - 1,
 and the way back rounds like the reference (`((x + 1) * 127.5).round().clamp(0, 255)`).
 Masks are bool arrays [H, W] with True = repaint (the models' own `inpaint_mask` is the
-opposite: 1 = known; the pipelines convert).
+opposite: 1 = known; the pipelines convert). Every picture is decoded as a viewer shows it
+(EXIF orientation applied, see `upright`).
 """
 
 from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont, PngImagePlugin, UnidentifiedImageError
+from PIL import (
+    ExifTags,
+    Image,
+    ImageDraw,
+    ImageFont,
+    ImageOps,
+    PngImagePlugin,
+    UnidentifiedImageError,
+)
 
 from glide_ui.errors import RequestError
-from glide_ui.pipelines.recipe import Recipe  # plain data: imports nothing of the pipelines
+from glide_ui.recipe import Recipe
 
 MAX_PIXELS = 50_000_000
 """Largest image (width x height) accepted; checked on the header, before decoding."""
@@ -38,16 +49,18 @@ _WHITE = (255, 255, 255)
 
 def open_image(data: ImageSource, max_pixels: int = MAX_PIXELS, decode: bool = True) \
         -> Image.Image:
-    """Open `data` as a PIL image (first frame), refusing non-images and oversized ones.
+    """Open `data` as a PIL image (first frame) as a viewer shows it, refusing non-images
+    and oversized ones.
 
     The size is checked on the header, before any pixel is decoded, so a decompression bomb
-    costs nothing. The mode is left as stored (see `load_image` for RGB). With
-    `decode=False` the pixels are not decoded (enough to read the header's metadata).
+    costs nothing. The mode is left as stored (see `load_image` for RGB); the EXIF
+    orientation is applied (`upright`). With `decode=False` the pixels are not decoded
+    (enough to read the header's metadata; the size is then the stored one).
     """
     if isinstance(data, np.ndarray):
         return _check_size(_from_array(data), max_pixels)
     if isinstance(data, Image.Image):
-        return _check_size(data, max_pixels)
+        return upright(_check_size(data, max_pixels))
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = io.BytesIO(bytes(data))
     try:
@@ -70,7 +83,20 @@ def open_image(data: ImageSource, max_pixels: int = MAX_PIXELS, decode: bool = T
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise RequestError("The image file is damaged or truncated and cannot be decoded.") \
             from error
-    return image
+    return upright(image)
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """`image` as a viewer shows it: cameras store the sensor's pixels and the way to turn
+    them in the EXIF Orientation tag; this applies the turn (or flip) and drops the tag,
+    so applying it twice changes nothing. Images without the tag come back as they are."""
+    try:
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except (OSError, ValueError, SyntaxError, struct.error, TypeError):
+        return image  # unreadable EXIF: viewers show the stored pixels too
+    if orientation not in range(2, 9):
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def load_image(data: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -177,14 +203,38 @@ def tensor_to_pil(x: torch.Tensor) -> list[Image.Image]:
 # --- masks ------------------------------------------------------------------------------------
 
 
+MASK_LEVEL = 128
+"""An opaque mask repaints where its grey level is at least this (nearer white than black)."""
+GREY_SPREAD = 24
+"""An opaque mask is black-and-white (not a colour picture) when no pixel's R, G and B differ
+by more than this (room for JPEG's colour noise)."""
+MID_GREY = (64, 192)
+"""Levels that are neither near black nor near white: a soft edge, or a photograph."""
+MAX_MID_GREY_SHARE = 0.5
+"""An opaque mask with more than this share of mid-grey pixels is refused as no mask."""
+
+
 def mask_from_editor(value: Any, size: tuple[int, int] | None = None) -> np.ndarray:
-    """The repaint mask (bool [H, W], True = repaint) from a mask editor value.
+    """The repaint mask (bool [H, W], True = repaint) from a mask editor value or a bare mask.
 
     `value` is Gradio's ImageMask/ImageEditor value `{"background", "layers", "composite"}`
-    (images as arrays, PIL images or file paths): the mask is the union of the layers'
-    painted pixels (alpha > 0). A bare mask is accepted too: a 2-D array or "L"/"1" image
-    (non-zero = repaint) or an RGBA image/array (alpha > 0). `size` = (width, height) of the
-    image the mask belongs to; a mask of another size is an error.
+    (images as arrays, PIL images or files): the mask is the union of its layers. A bare
+    mask (array, PIL image, file) is read the same way as one layer. Each layer, whatever
+    its mode, is read by one rule, so the page, the HTTP API and Python agree:
+
+    - a layer with transparent pixels (any alpha < 255): painted where alpha > 0 (the
+      editor's brush strokes; their colour does not matter);
+    - an opaque image (no alpha, or alpha 255 everywhere, which is what Gradio makes of an
+      opaque layer): a black-and-white mask, white = repaint (the convention of other
+      inpainting tools and diffusers), repainted where the grey level is >= MASK_LEVEL
+      (128), so soft grey edges are cut at mid-grey;
+    - arrays: bool (True = repaint), integer 0/1, uint8 levels as an opaque image, floats in
+      [0, 1] (>= 0.5 = repaint), or H x W x 3/4 uint8 as an image.
+
+    Refused (RequestError, before any work): an opaque colour picture, and an opaque grey
+    image that is mostly mid-grey (more than MAX_MID_GREY_SHARE): neither is a mask that
+    can be read one way only. `size` = (width, height) of the image the mask belongs to
+    (upright); a mask of another size is an error.
     """
     if isinstance(value, dict):
         layers = [_layer_mask(layer) for layer in value.get("layers") or [] if layer is not None]
@@ -207,7 +257,7 @@ def mask_from_editor(value: Any, size: tuple[int, int] | None = None) -> np.ndar
 
 
 def editor_background(value: Any) -> Image.Image:
-    """The uploaded image (RGB) of a mask editor value."""
+    """The uploaded image (RGB, upright) of a mask editor value."""
     background = value.get("background") if isinstance(value, dict) else None
     if background is None:
         raise RequestError("Upload an image to inpaint first.")
@@ -216,20 +266,62 @@ def editor_background(value: Any) -> Image.Image:
 
 def _layer_mask(layer: Any) -> np.ndarray:
     if isinstance(layer, np.ndarray):
-        array = np.asarray(layer)
-        if array.ndim == 2:
-            return array != 0
-        if array.ndim == 3 and array.shape[2] == 4:
-            return array[:, :, 3] > 0
-        if array.ndim == 3 and array.shape[2] in (1, 3):
-            return (array != 0).any(axis=2)
-        raise RequestError(f"A mask array must be H x W or H x W x 4, not {array.shape}.")
+        return _array_mask(np.asarray(layer))
     image = open_image(layer)
-    if "A" in image.getbands():
-        return np.asarray(image.getchannel("A")) > 0
-    if "transparency" in image.info:
-        return np.asarray(image.convert("RGBA").getchannel("A")) > 0
-    return np.asarray(image.convert("L")) > 0
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        image = Image.fromarray(_to_8bit(np.asarray(image), image.mode))
+    if "A" in image.getbands() or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"))
+        return _read_mask(rgba[:, :, :3], rgba[:, :, 3])
+    if image.mode in ("1", "L"):
+        return _read_mask(np.asarray(image.convert("L")))
+    return _read_mask(np.asarray(image.convert("RGB")))
+
+
+def _array_mask(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.dtype == bool and array.ndim == 2:
+        return array.copy()
+    if array.ndim == 2 and array.dtype.kind in "iu" and array.size and 0 <= array.min() \
+            and array.max() <= 1:
+        return array == 1
+    if array.ndim == 2 and array.dtype.kind == "f":
+        if not (np.isfinite(array).all() and 0 <= array.min() and array.max() <= 1):
+            raise RequestError("A float mask array must hold values from 0 to 1.")
+        return array >= 0.5
+    if array.dtype != np.uint8:
+        raise RequestError(f"A mask array must be bool, 0/1, floats in [0, 1] or uint8 "
+                           f"levels, not {array.dtype}.")
+    if array.ndim == 2:
+        return _read_mask(array)
+    if array.ndim == 3 and array.shape[2] == 4:
+        return _read_mask(array[:, :, :3], array[:, :, 3])
+    if array.ndim == 3 and array.shape[2] == 3:
+        return _read_mask(array)
+    raise RequestError(f"A mask array must be H x W, H x W x 3 or H x W x 4, not {array.shape}.")
+
+
+def _read_mask(levels: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+    """The rule of `mask_from_editor`: uint8 `levels` [H, W] or [H, W, 3], `alpha` [H, W]."""
+    if alpha is not None and (alpha < 255).any():
+        return alpha > 0
+    if levels.ndim == 3:
+        spread = levels.max(axis=2) - levels.min(axis=2)
+        if (spread > GREY_SPREAD).any():
+            raise RequestError(
+                "The mask is an opaque colour picture, which cannot be read as a mask. Send "
+                "a transparent layer painted where to repaint, or a black-and-white image "
+                "with white where to repaint.")
+        levels = levels.min(axis=2) + spread // 2
+    mid_grey = ((levels >= MID_GREY[0]) & (levels < MID_GREY[1])).mean()
+    if mid_grey > MAX_MID_GREY_SHARE:
+        raise RequestError(
+            f"The mask is mostly grey ({mid_grey:.0%} of its pixels are neither near black "
+            "nor near white), so it cannot be read as a mask. Send a black-and-white image "
+            f"(white = repaint; grey edges count from level {MASK_LEVEL}) or a transparent "
+            "layer.")
+    return levels >= MASK_LEVEL
 
 
 def _fit(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -456,14 +548,18 @@ def png_bytes(image: Image.Image, recipe: Recipe | None = None,
     `parameters` line (the style of other diffusion UIs) and the full recipe as JSON;
     `text` adds more chunks (keyword -> value)."""
     info = PngImagePlugin.PngInfo()
-    if recipe is not None:
-        info.add_text(PNG_PARAMETERS_KEY, recipe.parameters_line())  # iTXt when not Latin-1
-        info.add_text(PNG_RECIPE_KEY, recipe.to_json())
-    for key, value in (text or {}).items():
-        info.add_text(key, value)
+    chunks = dict(png_text(recipe)) if recipe is not None else {}
+    chunks.update(text or {})
+    for key, value in chunks.items():
+        info.add_text(key, value)  # iTXt when not Latin-1
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
+
+
+def png_text(recipe: Recipe) -> dict[str, str]:
+    """The PNG text chunks that carry `recipe` (see `png_bytes`)."""
+    return {PNG_PARAMETERS_KEY: recipe.parameters_line(), PNG_RECIPE_KEY: recipe.to_json()}
 
 
 def save_png(image: Image.Image, path: str | Path, recipe: Recipe | None = None) -> Path:
@@ -473,16 +569,105 @@ def save_png(image: Image.Image, path: str | Path, recipe: Recipe | None = None)
     return path
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_TEXT_CHUNK = PngImagePlugin.MAX_TEXT_CHUNK
+"""Largest text chunk read (after decompression), as Pillow's limit; bigger ones are skipped."""
+
+
 def read_png_text(source: ImageSource) -> dict[str, str]:
-    """The text chunks stored before the image data (where `png_bytes` writes them), read
-    from the header without decoding pixels. Raises RequestError if `source` is no image."""
-    image = source if isinstance(source, Image.Image) else open_image(source, decode=False)
-    return {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)}
+    """Every text chunk of a PNG (tEXt, zTXt, iTXt; before or after the image data, where
+    editors and converters may move them), keyword -> text; later chunks win.
+
+    The chunks are read from the file, skipping the image data unread: no pixel is decoded.
+    The header's size is checked first (RequestError if over MAX_PIXELS, or not an image);
+    other formats give the text Pillow reads from their header. Damaged or oversized text
+    chunks are skipped; reading stops at a truncation.
+    """
+    if isinstance(source, Image.Image):
+        return _info_text(_check_size(source, MAX_PIXELS))
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(source))
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as file:
+            return _read_text(file)
+    return _read_text(source)
+
+
+def _read_text(stream: BinaryIO) -> dict[str, str]:
+    start = stream.tell()
+    with open_image(stream, decode=False) as image:  # header: an image of an allowed size
+        if image.format != "PNG":
+            return _info_text(image)
+    stream.seek(start)
+    return dict(_png_text_chunks(stream))
+
+
+def _info_text(image: Image.Image) -> dict[str, str]:
+    info = dict(image.info)
+    if isinstance(image, PngImagePlugin.PngImageFile):
+        info.update(image.text)  # the text after the image data too (decodes it: size checked)
+    return {k: v for k, v in info.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _png_text_chunks(stream: BinaryIO):
+    """(keyword, text) of each readable text chunk of the PNG `stream`, in file order."""
+    if stream.read(8) != PNG_SIGNATURE:
+        return
+    while True:
+        header = stream.read(8)
+        if len(header) < 8:
+            return
+        length, kind = struct.unpack(">I4s", header)
+        if kind == b"IEND":
+            return
+        if kind not in (b"tEXt", b"zTXt", b"iTXt") or length > MAX_TEXT_CHUNK:
+            stream.seek(length + 4, io.SEEK_CUR)  # the data and its CRC, unread
+            continue
+        data, crc = stream.read(length), stream.read(4)
+        if len(crc) < 4:
+            return
+        if zlib.crc32(kind + data) != struct.unpack(">I", crc)[0]:
+            continue
+        entry = _text_chunk(kind, data)
+        if entry is not None:
+            yield entry
+
+
+def _text_chunk(kind: bytes, data: bytes) -> tuple[str, str] | None:
+    """The (keyword, text) of a tEXt / zTXt / iTXt chunk's data (PNG spec 11.3.4), or None
+    when it is malformed or inflates beyond MAX_TEXT_CHUNK."""
+    keyword, sep, rest = data.partition(b"\0")
+    if not sep or not 1 <= len(keyword) <= 79:
+        return None
+    try:
+        if kind == b"tEXt":
+            return keyword.decode("latin-1"), rest.decode("latin-1")
+        if kind == b"zTXt":
+            text = _inflate(rest[1:]) if rest[:1] == b"\0" else None
+            return None if text is None else (keyword.decode("latin-1"), text.decode("latin-1"))
+        compressed, method, rest = rest[0], rest[1], rest[2:]
+        _language, _, rest = rest.partition(b"\0")
+        _translated, _, text = rest.partition(b"\0")
+        if compressed:
+            text = _inflate(text) if method == 0 else None
+        return None if text is None else (keyword.decode("latin-1"), text.decode("utf-8"))
+    except (IndexError, UnicodeDecodeError):
+        return None
+
+
+def _inflate(data: bytes) -> bytes | None:
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(data, MAX_TEXT_CHUNK)
+    except zlib.error:
+        return None
+    return None if inflater.unconsumed_tail else text
 
 
 def read_recipe(source: ImageSource) -> Recipe | None:
     """The recipe in an image written by `save_png`/`png_bytes` (path, bytes, file or PIL
-    image), or None when it has none or it is unreadable. RequestError if not an image."""
+    image), wherever the PNG keeps its text (see `read_png_text`), or None when it has none
+    or it is unreadable. RequestError if not an image or over the size limit."""
     text = read_png_text(source).get(PNG_RECIPE_KEY)
     if text is None:
         return None

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from glide_ui import checkpoints as ckpt
+from glide_ui import heap
 from glide_ui.compute import ComputePath, choose_path
 from glide_ui.errors import GlideUIError
 from glide_ui.glide.nn import packed_bytes, prepack_allowance
@@ -33,6 +34,7 @@ from glide_ui.glide.options import MODEL_NAMES, clip_config, full_options, tiny_
 log = logging.getLogger(__name__)
 
 MODEL_SETS = ("official", "tiny")
+TINY_CHECKPOINT_PREFIX = "tiny-random-seed-"  # the checkpoint id of a tiny model: + its seed
 MEMORY_ENV = "GLIDE_MAX_MEMORY"
 TINY_NOTICE = ("Tiny models: random weights for testing the app offline. "
                "They make noise, not pictures.")
@@ -239,6 +241,8 @@ class ModelManager:
         self.device, self.dtype = self.path.device, self.path.dtype
         if self.path.notice:
             log.warning(self.path.notice)
+        if self.device.type == "cpu":
+            heap.keep_heap()
         self.max_memory = (parse_memory(max_memory) if max_memory is not None
                            else default_budget(self.device))
         self.checkpoints_dir = ckpt.checkpoints_dir(checkpoints_dir)
@@ -283,6 +287,9 @@ class ModelManager:
                     entry = self._entries[name]
                     entry.in_use -= 1
                     entry.last_used = next(self._clock)
+                idle = not any(e.in_use for e in self._entries.values())
+            if idle and self.device.type == "cpu":
+                heap.release_heap()  # the request's activations, kept between its steps
 
     def is_loaded(self, name: str) -> bool:
         with self._lock:
@@ -306,7 +313,7 @@ class ModelManager:
         """sha256 of the checkpoint file (fetched if needed), or "tiny-random-seed-N"."""
         self._check_name(name)
         if self.tiny:
-            return f"tiny-random-seed-{tiny_seed(name)}"
+            return f"{TINY_CHECKPOINT_PREFIX}{tiny_seed(name)}"
         with self._lock:
             if name in self._hashes:
                 return self._hashes[name]
@@ -315,6 +322,16 @@ class ModelManager:
         with self._lock:
             self._hashes[name] = digest
         return digest
+
+    def known_checkpoint_id(self, name: str) -> str | None:
+        """`checkpoint_id(name)` where it is known without reading or fetching a file (tiny
+        models, a file hashed already, a published sha256), else None."""
+        self._check_name(name)
+        if self.tiny:
+            return self.checkpoint_id(name)
+        with self._lock:
+            known = self._hashes.get(name)
+        return known or ckpt.get_spec(name).sha256
 
     def info(self, name: str) -> ModelInfo:
         return ModelInfo(name, self.checkpoint_id(name), self.options(name))
@@ -414,6 +431,8 @@ class ModelManager:
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+        else:
+            heap.release_heap()
 
     def _load(self, name: str) -> nn.Module:
         options = self.options(name)

@@ -24,14 +24,48 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glide_ui.glide.clip_tokenizer import get_clip_tokenizer
-from glide_ui.glide.tokenizer import package_dir
+from glide_ui.errors import GlideUIError
+from glide_ui.glide.clip_tokenizer import MERGES_FILE, get_clip_tokenizer
+from glide_ui.glide.tokenizer import TokenizerDataError, package_dir
 
 CLIP_PACKAGE = "clip"
+CLIP_REQUIREMENT = "clip-anytorch==2.6.0"  # as in requirements-nodeps.txt
 SUBMODULES = ("model", "simple_tokenizer")
 # CLIP's per-channel statistics of images in [0, 1].
 IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
 IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class MissingPackageError(GlideUIError):
+    """An optional package that a feature needs is not installed; the message says how to
+    install it."""
+
+
+def clip_code_missing() -> str | None:
+    """Why CLIP guidance and ranking cannot run here (a sentence naming the package and how
+    to install it), or None when clip-anytorch's files are in place.
+
+    Both CLIPs need its files: the noise-aware CLIP its tokenizer's merges, OpenAI's CLIP
+    also its `model.py`.
+    """
+    try:
+        folder = package_dir(CLIP_PACKAGE)
+    except TokenizerDataError:
+        folder = None
+    if folder is not None and all((folder / name).is_file()
+                                  for name in (MERGES_FILE, *(f"{m}.py" for m in SUBMODULES))):
+        return None
+    return (f"CLIP guidance and CLIP ranking need the clip-anytorch package (CLIP's tokenizer "
+            f"and model code), which is not installed here. Install it with `pip install "
+            f"--no-deps {CLIP_REQUIREMENT}` (without its dependencies: they would bring "
+            f"torchvision); on a Hugging Face Space it comes from pre-requirements.txt.")
+
+
+def require_clip_code() -> None:
+    """Raise MissingPackageError (with how to install it) when clip-anytorch is missing."""
+    message = clip_code_missing()
+    if message is not None:
+        raise MissingPackageError(message)
 
 
 @cache

@@ -10,7 +10,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +39,14 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(*flags: str, script: Path = ROOT / "app.py",
-                env: dict[str, str] | None = None) -> Iterator[RunningApp]:
+                env: dict[str, str] | None = None, command: Sequence[str] = (),
+                cwd: Path = ROOT) -> Iterator[RunningApp]:
     """`python app.py --models tiny <flags>` on a free port, its own temp, cache and outputs
     dirs (results are saved under `temp_dir/outputs` unless `--outputs` says otherwise).
 
     `script` runs instead of app.py (a test wrapper that calls `app.main`, e.g. one that
-    injects faults); `env` adds environment variables.
+    injects faults); `command` instead of `python script` (e.g. an installed
+    `glide-ui serve`), in `cwd`; `env` adds environment variables.
     """
     temp_dir = Path(tempfile.mkdtemp(prefix="glide-ui-test-"))
     port = free_port()
@@ -54,8 +56,8 @@ def running_app(*flags: str, script: Path = ROOT / "app.py",
     log = temp_dir / "app.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(script), "--models", "tiny", "--port", str(port), *flags],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            [*(command or [sys.executable, str(script)]), "--models", "tiny", "--port",
+             str(port), *flags], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     app = RunningApp(f"http://127.0.0.1:{port}/", process.pid, log, temp_dir)
     try:
         _wait_until_serving(app, process)
@@ -73,7 +75,7 @@ def _wait_until_serving(app: RunningApp, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"app.py exited with {process.returncode}:\n{app.log_tail()}")
+            raise RuntimeError(f"the app exited with {process.returncode}:\n{app.log_tail()}")
         try:
             with urllib.request.urlopen(app.url + "config", timeout=5) as response:
                 if response.status == 200:

@@ -41,6 +41,24 @@ def app():
 
 
 @pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium under Playwright, headless (see page_helpers), one per test module."""
+    from page_helpers import chromium
+
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(app, browser):
+    """A fresh page of the module's `app`, once it has rendered."""
+    from page_helpers import open_page
+
+    with open_page(browser, app.url) as page:
+        yield page
+
+
+@pytest.fixture(scope="module")
 def manager():
     """A tiny-model manager (seeded random weights, no files), one per test module."""
     from glide_ui.models import ModelManager

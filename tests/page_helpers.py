@@ -5,17 +5,23 @@ The browser is the system's (`/usr/bin/chromium`); Playwright never downloads on
 
 from __future__ import annotations
 
+import io
+import re
 import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 120_000
+UPLOAD_MESSAGE = "#inpaint-editor-upload-message"  # the editor's upload guard says why here
 expect.set_options(timeout=60_000)  # a loaded CI machine can be slow to update the page
 
 
@@ -135,3 +141,54 @@ def paint_stroke(page: Page, editor, start: tuple[float, float], end: tuple[floa
 
 def natural_size(image) -> tuple[int, int]:
     return tuple(image.evaluate("img => [img.naturalWidth, img.naturalHeight]"))
+
+
+def image_at(page: Page, image) -> np.ndarray:
+    """The pixels (int16 RGB) of the picture an <img> locator shows."""
+    data = page.request.get(image.get_attribute("src")).body()
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+
+
+# --- the Inpaint tab's editor -------------------------------------------------------------------
+
+
+def inpaint_tab(page: Page):
+    return panel(page, "Inpaint")
+
+
+def upload(tab, path: Path) -> None:
+    tab.locator("#inpaint-editor input[type=file]").set_input_files(path)
+
+
+def load_picture(page: Page, path: Path):
+    """Upload `path` into an emptied editor and wait until the editor shows it."""
+    tab = inpaint_tab(page)
+    editor = tab.locator("#inpaint-editor")
+    if "Upload an image" not in editor.inner_text():
+        editor.get_by_role("button", name="Clear canvas").click()
+        expect(editor).to_contain_text("Upload an image")
+    # The editor reports its new value to the server (the model's-view preview); a run
+    # started before that round trip ends can find no picture on the server.
+    with page.expect_response(lambda response: "/run/predict" in response.url):
+        upload(tab, path)
+    expect(editor).not_to_contain_text("Upload an image")
+    expect(tab.locator(UPLOAD_MESSAGE)).to_be_empty()
+    return tab
+
+
+def brush(page: Page, editor, size: tuple[int, int], points: list[tuple[float, float]]):
+    """One mouse stroke through `points`, fractions of the picture (which the editor shows
+    centred at its zoom); points a little outside 0..1 run past the picture's edge (the
+    stroke ends where the pointer leaves the canvas)."""
+    editor.scroll_into_view_if_needed()  # the mouse works in the viewport's coordinates
+    box = editor.locator("canvas").first.bounding_box()
+    zoom = float(re.search(r"(\d+)%", editor.inner_text()).group(1)) / 100
+    width, height = size[0] * zoom, size[1] * zoom
+    left = box["x"] + (box["width"] - width) / 2
+    top = box["y"] + (box["height"] - height) / 2
+    spots = [(left + width * x, top + height * y) for x, y in points]
+    page.mouse.move(*spots[0])
+    page.mouse.down()
+    for spot in spots[1:]:
+        page.mouse.move(*spot, steps=2)
+    page.mouse.up()

@@ -57,17 +57,18 @@ def animated_gif(folder: Path) -> Path:
 
 
 def mask_layer(folder: Path, size: tuple[int, int] = SIZE, box: tuple | None = None,
-               name: str = "mask.png") -> Path:
-    """A transparent layer painted (opaque red) inside `box` (default: the middle third);
-    box="all" paints every pixel, box="none" nothing."""
+               name: str = "mask.png", opacity: int = 255) -> Path:
+    """A transparent layer painted red at `opacity` (alpha) inside `box` (default: the
+    middle third); box="all" paints every pixel, box="none" nothing. (Painted all over at
+    opacity 255 it has no transparent pixel left: an opaque colour picture, not a mask.)"""
     width, height = size
     alpha = np.zeros((height, width), np.uint8)
     if box == "all":
-        alpha[:] = 255
+        alpha[:] = opacity
     elif box != "none":
         left, top, right, bottom = box or (width // 3, height // 3, 2 * width // 3,
                                            2 * height // 3)
-        alpha[top:bottom, left:right] = 255
+        alpha[top:bottom, left:right] = opacity
     rgba = np.zeros((height, width, 4), np.uint8)
     rgba[..., 0] = 255
     rgba[..., 3] = alpha

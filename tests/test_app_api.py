@@ -259,7 +259,7 @@ def test_share_without_auth_warns(capsys):
 
 
 def test_a_recipe_maps_back_onto_the_widgets():
-    from glide_ui.pipelines.recipe import Recipe
+    from glide_ui.recipe import Recipe
     from glide_ui.ui.settings import widget_values
 
     clip = Recipe("clip_guided", "a cube", 9, {"clip_scale": 2.5, "base_respacing": "ddim50",
@@ -267,11 +267,13 @@ def test_a_recipe_maps_back_onto_the_widgets():
                                                "clip_source": "openai", "device": "cpu"})
     assert widget_values(clip) == {"prompt": "a cube", "seed": 9, "batch_size": 1,
                                    "guidance_scale": 2.5, "steps": 50,
-                                   "upsample_steps": "fast27", "clip_source": "openai"}
+                                   "base_respacing": "ddim50", "upsample_steps": "fast27",
+                                   "clip_source": "openai"}
     inpaint = Recipe("inpaint", "a hat", 3, {"guidance_scale": 5.0, "base_respacing": "10,10",
                                              "mask_grow": 4, "mask_feather": 8})
     values = widget_values(inpaint)
-    assert values["steps"] == 20 and values["mask_grow"] == 4 and values["mask_feather"] == 8
+    assert values["steps"] == 20 and values["base_respacing"] == "10,10"
+    assert values["mask_grow"] == 4 and values["mask_feather"] == 8
 
 
 def test_models_panel_shows_loaded_models_and_downloads():

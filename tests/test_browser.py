@@ -11,15 +11,12 @@ import io
 import time
 
 import numpy as np
-import pytest
 from app_server import ASSETS, ROOT
 from page_helpers import (
-    chromium,
     fast_settings,
     gallery_captions,
     generate,
     natural_size,
-    open_page,
     paint_stroke,
     panel,
     progress_text,
@@ -33,18 +30,6 @@ from glide_ui.compute import choose_path
 from glide_ui.images import read_recipe
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(app, browser) -> Page:
-    with open_page(browser, app.url) as page:
-        yield page
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -234,7 +219,9 @@ def test_fast_preset_then_pick_and_upsample_one(page):
     if not tab.get_by_label("number input for Base steps").is_visible():
         tab.get_by_text("Advanced", exact=True).click()
     tab.get_by_role("button", name="Fast preset").click()
-    expect(tab.get_by_label("DPM-Solver++ 2M", exact=True)).to_be_checked()
+    for radio in ("glide-sampler", "glide-upsample-sampler"):
+        expect(tab.locator(f".{radio}").get_by_label("DPM-Solver++ 2M", exact=True)
+               ).to_be_checked()
     expect(tab.get_by_label("number input for Base steps")).to_have_value("15")
     generate(page, "pick one", seed=5, batch_size=2)  # 4 steps, upsampler off
     assert gallery_captions(tab) == ["seed 5", "seed 6"]

@@ -32,7 +32,7 @@ from glide_ui.history.folder import OUTPUTS_ENV, default_outputs_dir
 from glide_ui.history.index import SCHEMA_VERSION, match_expression
 from glide_ui.images import read_recipe
 from glide_ui.pipelines.events import Result
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.recipe import Recipe
 from glide_ui.ui.results import ResultStore
 from glide_ui.ui.streaming import render
 
@@ -247,9 +247,10 @@ def test_the_command_line_rebuilds_and_searches(tmp_path):
     save(history, prompt="a corgi", seed=6)
     (root / "history.sqlite3").unlink()  # the open connection keeps its own
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "glide_ui.history", "--outputs", str(root),
-                               *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    def cli(*args: str) -> subprocess.CompletedProcess:  # `glide-ui history ...`
+        return subprocess.run([sys.executable, "-m", "glide_ui", "history", "--outputs",
+                               str(root), *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
 
     rebuilt = cli("--rebuild")
     assert rebuilt.returncode == 0 and "2 picture(s) indexed" in rebuilt.stdout, rebuilt.stderr
@@ -286,7 +287,7 @@ from datetime import datetime
 from pathlib import Path
 from PIL import Image
 from glide_ui.history import History, result_png
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.recipe import Recipe
 
 root, n = Path(sys.argv[1]), int(sys.argv[2])
 history = History.open(root)
@@ -322,7 +323,7 @@ from datetime import datetime
 from PIL import Image
 from glide_ui.history import History, result_png
 from glide_ui.history.index import HistoryIndex
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.recipe import Recipe
 
 root, moment = sys.argv[1], sys.argv[2]
 history = History.open(root)

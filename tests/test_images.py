@@ -34,7 +34,7 @@ from glide_ui.images import (
     tensor_to_pil,
     to_uint8,
 )
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.recipe import Recipe
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:

@@ -21,9 +21,9 @@ from glide_ui.pipelines.common import (
     image_generators,
 )
 from glide_ui.pipelines.events import Preview, Progress, Status
-from glide_ui.pipelines.recipe import Recipe
 from glide_ui.pipelines.requests import MAX_SEED, Text2ImRequest, request_from_recipe
 from glide_ui.pipelines.text2im import text2im
+from glide_ui.recipe import Recipe
 
 FAST = dict(base_respacing="4", upsample=False, preview_interval=3600)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +16,18 @@ import psutil
 import pytest
 import robust_files
 from page_helpers import (
+    UPLOAD_MESSAGE,
+    brush,
     chromium,
     fast_settings,
     generate,
+    image_at,
+    load_picture,
     natural_size,
     open_page,
     panel,
     run_and_watch,
+    upload,
 )
 from PIL import Image
 from playwright.sync_api import Page, expect
@@ -32,7 +36,7 @@ from robust_cases import record
 from glide_ui.images import load_image, read_recipe
 
 ITEM = "bad input"
-MESSAGE = "#inpaint-editor-upload-message"
+MESSAGE = UPLOAD_MESSAGE
 MB = 1 << 20
 
 
@@ -100,14 +104,6 @@ def palette_png(folder: Path) -> Path:
 # --- page helpers -----------------------------------------------------------------------------
 
 
-def inpaint_tab(page: Page):
-    return panel(page, "Inpaint")
-
-
-def upload(tab, path: Path) -> None:
-    tab.locator("#inpaint-editor input[type=file]").set_input_files(path)
-
-
 def drop(page: Page, target, path: Path) -> None:
     """Drop `path` onto `target` as a file dragged from the desktop would be."""
     transfer = page.evaluate_handle(
@@ -120,39 +116,6 @@ def drop(page: Page, target, path: Path) -> None:
     target.dispatch_event("drop", {"dataTransfer": transfer})
 
 
-def load_picture(page: Page, path: Path):
-    """Upload `path` into an emptied editor and wait until the editor shows it."""
-    tab = inpaint_tab(page)
-    editor = tab.locator("#inpaint-editor")
-    if "Upload an image" not in editor.inner_text():
-        editor.get_by_role("button", name="Clear canvas").click()
-        expect(editor).to_contain_text("Upload an image")
-    # The editor reports its new value to the server (the model's-view preview); a run
-    # started before that round trip ends can find no picture on the server.
-    with page.expect_response(lambda response: "/run/predict" in response.url):
-        upload(tab, path)
-    expect(editor).not_to_contain_text("Upload an image")
-    expect(tab.locator(MESSAGE)).to_be_empty()
-    return tab
-
-
-def brush(page: Page, editor, size: tuple[int, int], points: list[tuple[float, float]]):
-    """One mouse stroke through `points`, fractions of the picture (which the editor shows
-    centred at its zoom); points a little outside 0..1 run past the picture's edge (the
-    stroke ends where the pointer leaves the canvas)."""
-    box = editor.locator("canvas").first.bounding_box()
-    zoom = float(re.search(r"(\d+)%", editor.inner_text()).group(1)) / 100
-    width, height = size[0] * zoom, size[1] * zoom
-    left = box["x"] + (box["width"] - width) / 2
-    top = box["y"] + (box["height"] - height) / 2
-    spots = [(left + width * x, top + height * y) for x, y in points]
-    page.mouse.move(*spots[0])
-    page.mouse.down()
-    for spot in spots[1:]:
-        page.mouse.move(*spot, steps=2)
-    page.mouse.up()
-
-
 def paint_middle(page: Page, tab) -> None:
     brush(page, tab.locator("#inpaint-editor"), robust_files.SIZE, [(0.45, 0.5), (0.55, 0.5)])
     expect(tab.locator("#inpaint-mask-note")).to_contain_text("64 x 64")
@@ -162,11 +125,6 @@ def inpaint(tab, prompt: str = "a red apple") -> None:
     tab.get_by_label("Prompt for the painted region").fill(prompt)
     run_and_watch(tab, "Inpaint")
     expect(tab.locator("#inpaint-result img")).to_be_visible()
-
-
-def image_at(page: Page, image) -> np.ndarray:
-    data = page.request.get(image.get_attribute("src")).body()
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
 
 
 def no_trace(page: Page) -> None:

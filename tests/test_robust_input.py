@@ -52,7 +52,8 @@ def raw(app, client):
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("uploads")
     return {"picture": rgb_png(folder), "mask": mask_layer(folder),
-            "full mask": mask_layer(folder, box="all", name="full.png"),
+            "full mask": mask_layer(folder, box="all", name="full.png", opacity=140),
+            "full opaque red layer": mask_layer(folder, box="all", name="opaque.png"),
             "empty mask": mask_layer(folder, box="none", name="empty.png"),
             "small mask": mask_layer(folder, size=(40, 30), name="small.png"),
             "RGBA PNG": rgba_png(folder), "CMYK JPEG": cmyk_jpeg(folder),
@@ -258,8 +259,13 @@ def test_masks_empty_full_or_of_another_size(client, files):
     result = client.predict(mask_editor=editor(files["picture"], files["full mask"]),
                             prompt="x", seed=1, api_name="/inpaint", **FAST)
     assert "covers the whole image" in _notes(result)
-    record("bad input", "full mask on /inpaint",
+    record("bad input", "full mask (a layer painted all over at the brush's 55 %) on /inpaint",
            "ran; notes warn 'The mask covers the whole image...'")
+    with pytest.raises(AppError, match="opaque colour picture") as error:
+        client.predict(mask_editor=editor(files["picture"], files["full opaque red layer"]),
+                       prompt="x", api_name="/inpaint", **FAST)
+    record("bad input", "a layer of opaque red, no transparent pixel, on /inpaint",
+           said(error.value))
     with pytest.raises(AppError, match="40 x 30 pixels but the image is 96 x 80") as error:
         client.predict(mask_editor=editor(files["picture"], files["small mask"]), prompt="x",
                        api_name="/inpaint", **FAST)

@@ -26,7 +26,7 @@ from urllib.parse import quote, unquote
 from PIL import Image
 
 from glide_ui.images import png_bytes
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.recipe import Recipe
 
 OUTPUTS_ENV = "GLIDE_OUTPUTS"
 """Environment variable naming the outputs folder when `--outputs` is not given."""

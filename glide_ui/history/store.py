@@ -11,7 +11,7 @@ from pathlib import Path
 
 from glide_ui.history.folder import OutputsFolder, StoredFile
 from glide_ui.history.index import Entry, HistoryError, HistoryIndex, Page, Query, read_entry
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.recipe import Recipe
 
 log = logging.getLogger("glide_ui.history")
 

@@ -1,6 +1,26 @@
 """Pipelines: one request in, a stream of events out. No gradio here.
 
-Kept free of imports: `glide_ui.images` imports `pipelines.recipe` (plain data), so
-importing the pipeline modules from here would make a cycle. Import them by module path
-(`from glide_ui.pipelines.text2im import text2im`).
+Each pipeline is a generator of events (`Status`, `Progress`, `Preview`, then one
+`Result`); `glide_ui.Glide` runs them for Python callers, the page and the CLI render them.
 """
+
+from glide_ui.pipelines.clip_guided import clip_guided
+from glide_ui.pipelines.events import Event, Preview, Progress, Result, Status
+from glide_ui.pipelines.inpaint import inpaint
+from glide_ui.pipelines.rank import rank, rank_result, ranked
+from glide_ui.pipelines.requests import (
+    ClipGuidedRequest,
+    InpaintRequest,
+    Request,
+    Text2ImRequest,
+    request_from_recipe,
+    validate,
+)
+from glide_ui.pipelines.sweep import compare_guidance, sweep
+from glide_ui.pipelines.text2im import text2im
+
+__all__ = [
+    "ClipGuidedRequest", "Event", "InpaintRequest", "Preview", "Progress", "Request", "Result",
+    "Status", "Text2ImRequest", "clip_guided", "compare_guidance", "inpaint", "rank",
+    "rank_result", "ranked", "request_from_recipe", "sweep", "text2im", "validate",
+]

@@ -19,7 +19,7 @@ from glide_ui.glide.clip import NoiseAwareClip
 from glide_ui.glide.clip_tokenizer import get_clip_tokenizer
 from glide_ui.glide.guidance import CondFn, conditional_model_fn, noise_aware_clip_cond_fn
 from glide_ui.images import tensor_to_pil
-from glide_ui.openai_clip import OpenAIClip
+from glide_ui.openai_clip import OpenAIClip, require_clip_code
 from glide_ui.pipelines.common import (
     begin,
     diffuse,
@@ -43,8 +43,12 @@ LOGIT_SCALE = 100.0  # the noise-aware CLIP's; used for OpenAI CLIP too
 
 @filmstrips
 def clip_guided(request: ClipGuidedRequest, manager: Any) -> Iterator[Event]:
-    """Generate images of the prompt guided by CLIP; see the module docstring."""
+    """Generate images of the prompt guided by CLIP; see the module docstring.
+
+    Raises RequestError for a bad request and MissingPackageError without clip-anytorch,
+    both before any work."""
     request, seeds = yield from begin(request)
+    require_clip_code()
     glide_names = ("base", "upsample") if request.upsample else ("base",)
     clip_names = NOISE_AWARE_CLIP if request.clip_source == "glide" else \
         (request.openai_clip_model,)

@@ -31,8 +31,8 @@ from glide_ui.glide.tokenizer import get_glide_tokenizer
 from glide_ui.images import quantize, tensor_to_pil
 from glide_ui.pipelines import solvers
 from glide_ui.pipelines.events import Event, Frame, Preview, Progress, Status
-from glide_ui.pipelines.recipe import Recipe
 from glide_ui.pipelines.requests import MAX_SEED, Request, validate
+from glide_ui.recipe import Recipe
 
 UPSAMPLE_SEED_OFFSET = 2**31
 """The upsampler's noise for image seed s comes from a generator seeded with s + 2**31:

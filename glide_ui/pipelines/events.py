@@ -7,7 +7,7 @@ from typing import Literal
 
 from PIL import Image
 
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.recipe import Recipe
 
 
 @dataclass(frozen=True)

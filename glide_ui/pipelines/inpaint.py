@@ -87,7 +87,7 @@ def inpaint(request: InpaintRequest, manager: Any) -> Iterator[Event]:
     images = [paste_back(request.image, patch_image, patch.box, alpha)
               for patch_image in tensor_to_pil(x)]
     recipes = make_recipes("inpaint", request, seeds, manager, names,
-                           **_input_record(request.image, request.mask))
+                           **input_record(request.image, request.mask))
     yield Result(images, recipes)
 
 
@@ -114,7 +114,7 @@ def _on(model: torch.nn.Module, patch: Patch, size: int) -> tuple[torch.Tensor, 
     return patch.image[size].to(device), patch.known[size].to(device)
 
 
-def _input_record(image: Image.Image, mask: np.ndarray) -> dict[str, Any]:
+def input_record(image: Image.Image, mask: np.ndarray) -> dict[str, Any]:
     """What identifies the inputs in a recipe (the pixels themselves are not stored)."""
     return {"image_size": list(image.size),
             "image_sha256": hashlib.sha256(np.asarray(image).tobytes()).hexdigest(),

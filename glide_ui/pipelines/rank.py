@@ -11,7 +11,8 @@ from PIL import Image
 
 from glide_ui.checkpoints import OPENAI_CLIP_NAMES
 from glide_ui.errors import RequestError
-from glide_ui.images import pil_to_tensor
+from glide_ui.images import load_image, pil_to_tensor
+from glide_ui.openai_clip import require_clip_code
 from glide_ui.pipelines.clip_guided import as_openai_clip
 from glide_ui.pipelines.common import loading_notices
 from glide_ui.pipelines.events import Event, Result
@@ -26,7 +27,8 @@ def rank(images: Iterable[Image.Image], prompt: str, manager: Any,
     """Cosine similarity of each image with `prompt` under OpenAI CLIP `model`.
 
     `images` may be a lazy iterable (e.g. decoding files one by one): each is scored and
-    let go before the next is taken."""
+    let go before the next is taken. Each is read as a viewer shows it (`load_image`: EXIF
+    orientation applied, RGB), so a phone photo scores as it looks."""
     if isinstance(images, Sequence):
         check_rank_count(len(images))
     prompt = _ranking_prompt(prompt, model)
@@ -36,8 +38,8 @@ def rank(images: Iterable[Image.Image], prompt: str, manager: Any,
         with torch.no_grad():
             text = clip.encode_text([prompt])[0]
             # One image per call, so a score does not depend on its batch (see per_image).
-            return [float(clip.encode_images(pil_to_tensor(image).to(device))[0] @ text)
-                    for image in images]
+            return [float(clip.encode_images(pil_to_tensor(load_image(image)).to(device))[0]
+                          @ text) for image in images]
 
 
 def check_rank_count(count: int) -> None:
@@ -72,12 +74,15 @@ def ranked(events: Iterable[Event], prompt: str, manager: Any,
 
 
 def _ranking_prompt(prompt: str, model: str) -> str:
+    """The cleaned prompt; RequestError for an unknown model or an empty prompt,
+    MissingPackageError without clip-anytorch."""
     if model not in OPENAI_CLIP_NAMES:
         raise RequestError(f"Unknown CLIP model {model!r}; choose one of "
                            f"{', '.join(OPENAI_CLIP_NAMES)}.")
     text, _ = clean_prompt(prompt)
     if not text:
         raise RequestError("Ranking by CLIP needs a prompt to compare the images with.")
+    require_clip_code()
     return text
 
 

@@ -15,8 +15,8 @@ from glide_ui.errors import RequestError
 from glide_ui.glide.diffusion import space_timesteps
 from glide_ui.images import load_image, mask_from_editor
 from glide_ui.pipelines.events import Status
-from glide_ui.pipelines.recipe import Recipe
 from glide_ui.pipelines.solvers import SOLVERS
+from glide_ui.recipe import Recipe
 
 # The reference's samplers, then the diffusers solvers (glide_ui.pipelines.solvers.SOLVERS).
 Sampler = Literal["ancestral", "ddim", "dpmpp_2m", "dpmpp_2m_sde", "unipc", "euler_a", "heun"]
@@ -60,8 +60,10 @@ class ClipGuidedRequest:
 
 @dataclass
 class InpaintRequest:
-    image: Image.Image  # (bytes / a path are decoded by `validate`)
-    mask: np.ndarray  # bool [H, W] at the image's size, True = repaint (or an editor value)
+    image: Image.Image  # (bytes / a path are decoded by `validate`, upright by EXIF)
+    # bool [H, W] at the image's upright size, True = repaint; or any form
+    # `images.mask_from_editor` reads (an editor value, a layer, a black-and-white image)
+    mask: np.ndarray
     prompt: str
     batch_size: int = 1
     seed: int = -1
@@ -187,7 +189,8 @@ def _validate_inpaint(request: InpaintRequest) -> tuple[InpaintRequest, list[Sta
                            f"needs at least {MIN_IMAGE_SIDE} pixels on each side.")
     mask = mask_from_editor(request.mask, size=image.size)
     if not mask.any():
-        raise RequestError("The mask is empty: paint over the part of the image to change.")
+        raise RequestError("The mask is empty: paint over the part of the image to change "
+                           "(in a black-and-white mask, white marks what to repaint).")
     if mask.all():
         notices.append(Status("The mask covers the whole image: nothing of it is kept, the "
                               "result comes from the prompt alone.", "warning"))

@@ -3,7 +3,7 @@ settings, the results side by side in a labelled grid."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -55,12 +55,15 @@ def sweep(request: Request, manager: Any, param: str = "guidance_scale",
 
 
 def compare_guidance(request: Text2ImRequest, manager: Any, clip_scale: float = 3.0,
-                     clip_source: str = "glide") -> Iterator[Event]:
+                     clip_source: str = "glide",
+                     openai_clip_model: str = ClipGuidedRequest.openai_clip_model) \
+        -> Iterator[Event]:
     """Classifier-free guidance and CLIP guidance from the same seed, side by side."""
     checked, _ = validate(request)
     clip_request = ClipGuidedRequest(
         prompt=request.prompt, batch_size=request.batch_size, seed=checked.seed,
-        clip_source=clip_source, clip_scale=clip_scale, base_respacing=request.base_respacing,
+        clip_source=clip_source, clip_scale=clip_scale, openai_clip_model=openai_clip_model,
+        base_respacing=request.base_respacing,
         sampler=request.sampler, upsample=request.upsample,
         upsample_respacing=request.upsample_respacing, upsample_temp=request.upsample_temp,
         preview_interval=request.preview_interval, preview_noisy=request.preview_noisy,
@@ -75,18 +78,8 @@ def compare_guidance(request: Text2ImRequest, manager: Any, clip_scale: float = 
 def _side_by_side(runs: list[tuple[str, Request]], manager: Any) -> Iterator[Event]:
     """Run each labelled request in turn, passing its progress on under its label; then
     one Result with every image and a grid (a row per seed, a column per run)."""
-    results: list[Result] = []
-    shown: set[str] = set()
-    for index, (label, request) in enumerate(runs):
-        yield Status(f"{label} ({index + 1}/{len(runs)})")
-        for event in _PIPELINES[type(request)](request, manager):
-            if isinstance(event, Result):
-                results.append(event)
-            elif isinstance(event, (Progress, Preview)):
-                yield replace(event, stage=f"{label} · {event.stage}")
-            elif event.text not in shown:  # the same notice once, not once per run
-                shown.add(event.text)
-                yield event
+    streams = [(label, _PIPELINES[type(request)](request, manager)) for label, request in runs]
+    results = yield from in_turn(streams, announce=True)
     labels = [label for (label, _), result in zip(runs, results, strict=True)
               for _ in result.images]
     tiles, captions = [], []
@@ -97,3 +90,26 @@ def _side_by_side(runs: list[tuple[str, Request]], manager: Any) -> Iterator[Eve
     yield Result(images=[image for result in results for image in result.images],
                  recipes=[recipe for result in results for recipe in result.recipes],
                  labels=labels, grid=make_grid(tiles, cols=len(runs), labels=captions))
+
+
+def in_turn(streams: Sequence[tuple[str, Iterable[Event]]], announce: bool = False) \
+        -> Generator[Event, None, list[Result]]:
+    """Pass on the events of each (label, stream) in turn and return their Results.
+
+    Progress and previews go on under their stream's label (when it has one), the same
+    notice only once; with `announce`, a status line says which stream starts.
+    """
+    results: list[Result] = []
+    shown: set[str] = set()
+    for index, (label, events) in enumerate(streams):
+        if announce:
+            yield Status(f"{label} ({index + 1}/{len(streams)})")
+        for event in events:
+            if isinstance(event, Result):
+                results.append(event)
+            elif isinstance(event, (Progress, Preview)):
+                yield replace(event, stage=f"{label} · {event.stage}") if label else event
+            elif event.text not in shown:  # the same notice once, not once per run
+                shown.add(event.text)
+                yield event
+    return results

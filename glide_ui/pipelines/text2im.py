@@ -29,8 +29,8 @@ from glide_ui.pipelines.common import (
 )
 from glide_ui.pipelines.events import Event, Result
 from glide_ui.pipelines.filmstrip import filmstrips
-from glide_ui.pipelines.recipe import Recipe
 from glide_ui.pipelines.requests import Text2ImRequest, request_from_recipe
+from glide_ui.recipe import Recipe
 
 
 @filmstrips

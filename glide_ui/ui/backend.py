@@ -11,8 +11,16 @@ from glide_ui.history import History, SavingPolicy
 from glide_ui.models import ModelManager
 from glide_ui.ui.results import ResultStore
 
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
-"""Example pictures shipped with the app (the only folder outside Gradio's own it serves)."""
+
+def _assets_dir() -> Path:
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "assets"  # in a wheel (pyproject.toml maps the folder there)
+    return installed if installed.is_dir() else package.parent / "assets"
+
+
+ASSETS_DIR = _assets_dir()
+"""Example pictures shipped with the app (the only folder outside Gradio's own it serves):
+the repository's assets/, or their copy inside an installed package."""
 
 GPU_QUEUE = "glide-worker"
 """Concurrency group of every handler that runs a model: one at a time across all tabs."""
@@ -45,6 +53,7 @@ class TabHandles:
     send_to_inpaint: gr.Button
     selected: gr.State
     controls: dict[str, gr.components.Component]  # handler parameter name -> widget
+    notes: gr.Markdown  # the run area's notes (what a restore could not bring back)
 
 
 def user_of(request: gr.Request | None) -> str | None:

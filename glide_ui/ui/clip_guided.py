@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from glide_ui.checkpoints import OPENAI_CLIP_NAMES
 from glide_ui.pipelines.clip_guided import clip_guided as run_clip_guided
 from glide_ui.pipelines.requests import (
     CLIP_SCALE_RANGE,
@@ -21,7 +22,7 @@ from glide_ui.ui.streaming import render, user_errors
 
 TAB_ID = "clip_guided"
 SOURCES = [("GLIDE noise-aware CLIP (as in the paper)", "glide"),
-           ("OpenAI CLIP ViT-B/32 (on the predicted image)", "openai")]
+           ("OpenAI CLIP (on the predicted image)", "openai")]
 EXAMPLES = ["a hedgehog using a calculator", "a boat in the canyon", "a red cube on a table"]
 
 
@@ -30,19 +31,22 @@ def build(backend: Backend) -> TabHandles:
 
     @user_errors
     def clip_guided(prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
-                    cfg_scale, sampler, steps, upsample, upsample_steps, upsample_temp, filmstrip,
+                    cfg_scale, sampler, steps, upsample, upsample_steps, upsample_temp,
+                    base_respacing, upsample_sampler, filmstrip, openai_clip_model,
                     request: gr.Request = None):
         sampling = sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
-                                   filmstrip)
+                                   base_respacing, upsample_sampler, filmstrip)
         if compare_with_cfg:
             cfg_request = Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
                                          guidance_scale=cfg_scale, **sampling)
             events = compare_guidance(cfg_request, manager, clip_scale=guidance_scale,
-                                      clip_source=clip_source)
+                                      clip_source=clip_source,
+                                      openai_clip_model=openai_clip_model)
         else:
             events = run_clip_guided(ClipGuidedRequest(
                 prompt=prompt, batch_size=batch_size, seed=seed, clip_source=clip_source,
-                clip_scale=guidance_scale, **sampling), manager)
+                clip_scale=guidance_scale, openai_clip_model=openai_clip_model, **sampling),
+                manager)
         yield from render(events, store, user_of(request))
 
     with gr.Row(equal_height=False):
@@ -65,11 +69,15 @@ def build(backend: Backend) -> TabHandles:
                                                  GUIDANCE_SCALE_RANGE)
             with gr.Accordion("Advanced", open=False):
                 sampling = widgets.sampler_controls(solvers=False)
+                openai_clip_model = gr.Dropdown(
+                    list(OPENAI_CLIP_NAMES), value=ClipGuidedRequest.openai_clip_model,
+                    label="OpenAI CLIP model",
+                    info="The CLIP that guides when the source is OpenAI CLIP.")
             widgets.example_prompts(prompt, EXAMPLES)
         area, actions, rank_button, _ = widgets.results_column()
 
     inputs = [prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
-              cfg_scale, *sampling.inputs()]
+              cfg_scale, *sampling.inputs(), openai_clip_model]
     runs = [
         buttons.run.click(on_gpu(clip_guided), inputs, area.outputs(), api_name="clip_guided",
                           concurrency_id=GPU_QUEUE, show_progress="hidden"),
@@ -81,5 +89,6 @@ def build(backend: Backend) -> TabHandles:
     buttons.stop.click(None, cancels=runs)
     controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
                 "guidance_scale": guidance_scale, "clip_source": clip_source,
-                **sampling.by_name()}
-    return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls)
+                "openai_clip_model": openai_clip_model, **sampling.by_name()}
+    return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
+                      area.notes)

@@ -23,8 +23,10 @@ def mask_editor(**kwargs) -> gr.ImageMask:
 
     Gradio decodes the editor's files before any handler runs, so the check wraps the
     component's own conversion: a file that is no image, or one over the pixel limit, is
-    refused on its header and shown as a message, and a 16/32-bit picture is brought to
-    8 bits first (Gradio's own conversion would clip its levels to black and white).
+    refused on its header and shown as a message; a 16/32-bit picture is brought to 8 bits
+    first (Gradio's own conversion would clip its levels to black and white), and a photo
+    is turned upright by its EXIF orientation (Gradio's would keep the stored pixels, so an
+    API client's mask, painted on the upright view, would not fit it).
     (Wrapping the instance rather than subclassing keeps Gradio from writing a .pyi stub
     next to this module.)
     """
@@ -35,7 +37,7 @@ def mask_editor(**kwargs) -> gr.ImageMask:
 
     def checked_convert(file: FileData | bytes | None, flatten_on_white: bool = False):
         if file is not None:
-            file = eight_bit(file)
+            file = as_shown(file)
         return convert(file, flatten_on_white)
 
     editor.convert_and_format_image = checked_convert
@@ -59,15 +61,23 @@ def check_image(file: FileData | bytes) -> None:
     _open_checked(file).close()
 
 
-def eight_bit(file: FileData | bytes) -> FileData | bytes:
-    """`file` once checked (see `check_image`); a picture of more than 8 bits per sample
-    comes back as 8-bit RGB PNG bytes, levels scaled as `to_rgb` does."""
+def as_shown(file: FileData | bytes) -> FileData | bytes:
+    """`file` once checked (see `check_image`), as `open_image` decodes it: a picture of
+    more than 8 bits per sample, or one with an EXIF orientation, comes back as PNG bytes
+    (8-bit RGB with levels scaled as `to_rgb` does; upright). Others come back as they are."""
     with _open_checked(file) as image:
-        if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        turned = image.format is None  # Pillow's mark of an image it made: `upright` turned it
+        deep = image.mode in ("I", "F") or image.mode.startswith("I;16")
+        if not (turned or deep):
             return file
+        if image.mode not in _PNG_MODES:
+            image = to_rgb(image)
         buffer = BytesIO()
-        to_rgb(image).save(buffer, format="PNG")
+        image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+_PNG_MODES = ("1", "L", "LA", "P", "RGB", "RGBA")  # saved as PNG without a conversion
 
 
 def _open_checked(file: FileData | bytes) -> Image.Image:

@@ -77,19 +77,21 @@ def build(backend: Backend) -> TabHandles:
     manager, store = backend.manager, backend.store
 
     def text2im_request(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
-                        upsample_steps, upsample_temp, filmstrip) -> Text2ImRequest:
+                        upsample_steps, upsample_temp, base_respacing,
+                        upsample_sampler, filmstrip) -> Text2ImRequest:
         return Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
                               guidance_scale=guidance_scale,
                               **sampling_fields(sampler, steps, upsample, upsample_steps,
-                                                upsample_temp, filmstrip))
+                                                upsample_temp, base_respacing,
+                                                upsample_sampler, filmstrip))
 
     @user_errors
     def generate(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
-                 upsample_steps, upsample_temp, filmstrip, rank_with_clip,
-                 request: gr.Request = None):
+                 upsample_steps, upsample_temp, base_respacing, upsample_sampler, filmstrip,
+                 rank_with_clip, request: gr.Request = None):
         events = text2im(text2im_request(prompt, batch_size, seed, guidance_scale, sampler,
                                          steps, upsample, upsample_steps, upsample_temp,
-                                         filmstrip),
+                                         base_respacing, upsample_sampler, filmstrip),
                          manager)
         if rank_with_clip:
             events = ranked(events, prompt, manager)
@@ -97,9 +99,11 @@ def build(backend: Backend) -> TabHandles:
 
     @user_errors
     def sweep(prompt, sweep_param, sweep_values, seed, guidance_scale, sampler, steps,
-              upsample, upsample_steps, upsample_temp, filmstrip, request: gr.Request = None):
+              upsample, upsample_steps, upsample_temp, base_respacing, upsample_sampler,
+              filmstrip, request: gr.Request = None):
         base = text2im_request(prompt, 1, seed, guidance_scale, sampler, steps, upsample,
-                               upsample_steps, upsample_temp, filmstrip)
+                               upsample_steps, upsample_temp, base_respacing, upsample_sampler,
+                               filmstrip)
         yield from render(run_sweep(base, manager, param=sweep_param,
                                     values=parse_values(sweep_values)), store,
                           user_of(request))
@@ -153,4 +157,5 @@ def build(backend: Backend) -> TabHandles:
     buttons.stop.click(None, cancels=runs)
     controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
                 "guidance_scale": guidance_scale, **sampling.by_name()}
-    return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls)
+    return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
+                      area.notes)

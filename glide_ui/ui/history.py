@@ -23,7 +23,7 @@ from PIL import Image
 
 from glide_ui.errors import GlideUIError
 from glide_ui.history import Entry, History, HistoryError, Page, Query
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.recipe import Recipe
 from glide_ui.ui.backend import Backend, user_of
 
 TAB_ID = "history"

@@ -65,13 +65,14 @@ def build(backend: Backend) -> TabHandles:
 
     @user_errors
     def inpaint(mask_editor, prompt, batch_size, seed, guidance_scale, mask_grow,
-                mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp, filmstrip,
-                request: gr.Request = None):
+                mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp,
+                base_respacing, upsample_sampler, filmstrip, request: gr.Request = None):
         image = editor_background(mask_editor)
         events = run_inpaint(InpaintRequest(
             image=image, mask=mask_editor, prompt=prompt, batch_size=batch_size, seed=seed,
             guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,
-            **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp, filmstrip)),
+            **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
+                              base_respacing, upsample_sampler, filmstrip)),
             manager)
         first = True
         for preview, progress, gallery, notes in render(events, store, user_of(request)):
@@ -108,7 +109,7 @@ def build(backend: Backend) -> TabHandles:
             batch_size = widgets.batch_slider()
             seed = widgets.seed_box()
             with gr.Accordion("Advanced", open=False):
-                sampling = widgets.sampler_controls()
+                sampling = widgets.sampler_controls(upsample_sampler="ancestral")
             examples = gr.Examples(example_rows(), inputs=[editor, prompt],
                                    label="Example pictures", api_visibility="private")
         with gr.Column(scale=5, min_width=320):
@@ -139,7 +140,8 @@ def build(backend: Backend) -> TabHandles:
     controls = {"mask_editor": editor, "prompt": prompt, "batch_size": batch_size,
                 "seed": seed, "guidance_scale": guidance_scale, "mask_grow": mask_grow,
                 "mask_feather": mask_feather, **sampling.by_name()}
-    return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls)
+    return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
+                      area.notes)
 
 
 def _show_picked(gallery, event: gr.SelectData):

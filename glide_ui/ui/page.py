@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from glide_ui.openai_clip import clip_code_missing
 from glide_ui.ui import clip_guided, generate, history, inpaint, models_panel, png_info
 from glide_ui.ui.backend import Backend, TabHandles
 from glide_ui.ui.editor import editor_value
@@ -25,6 +26,10 @@ def build_demo(backend: Backend) -> gr.Blocks:
         notice = models_panel.banner(backend.manager)
         if notice:
             gr.Markdown(notice, elem_classes=["glide-banner"], elem_id="tiny-banner")
+        missing = clip_code_missing()
+        if missing:  # e.g. a Space or a `pip install glide-ui` without clip-anytorch
+            gr.Markdown(f"⚠️ {missing}", elem_classes=["glide-banner"],
+                        elem_id="clip-missing-banner")
         with gr.Tabs() as tabs:
             with gr.Tab("Generate", id=generate.TAB_ID):
                 handles = [generate.build(backend)]
@@ -40,9 +45,12 @@ def build_demo(backend: Backend) -> gr.Blocks:
                 models_panel.build(backend.manager)
                 gr.Markdown(f"**Outputs:** {past.view.notice}", elem_id="models-outputs")
         _wire_send_to_inpaint(tabs, handles, past)
-        targets = {tabs, *(widget for h in handles for widget in h.controls.values())}
+        targets = {tabs, *(widget for h in handles for widget in h.controls.values()),
+                   *(h.notes for h in handles)}
+        editor = next(h.controls["mask_editor"] for h in handles if h.tab_id == inpaint.TAB_ID)
+        restore = png_info.restore_handler(tabs, handles, backend.manager)
         for button, recipe in ((restore_button, recipe_json), (past.restore, past.recipe_json)):
-            button.click(png_info.restore_handler(tabs, handles), recipe, targets,
+            button.click(restore, [recipe, editor], targets,
                          api_visibility="private")  # queued: see png_info.build
     return demo
 

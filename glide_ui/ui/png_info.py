@@ -5,10 +5,12 @@ from __future__ import annotations
 import gradio as gr
 
 from glide_ui.errors import GlideUIError
-from glide_ui.images import load_image, read_recipe
-from glide_ui.pipelines.recipe import Recipe
+from glide_ui.images import editor_background, load_image, mask_from_editor, read_recipe
+from glide_ui.models import ModelManager
+from glide_ui.pipelines.inpaint import input_record
+from glide_ui.recipe import Recipe
 from glide_ui.ui.backend import TabHandles
-from glide_ui.ui.settings import widget_values
+from glide_ui.ui.settings import restore_plan, restore_warnings
 
 TAB_ID = "png_info"
 PIPELINE_TABS = {"text2im": "generate", "clip_guided": "clip_guided", "inpaint": "inpaint"}
@@ -55,10 +57,12 @@ def build() -> tuple[gr.File, gr.Button, gr.Textbox]:
     return file, restore, recipe_json
 
 
-def restore_handler(tabs: gr.Tabs, handles: list[TabHandles]):
-    """A handler that sets the widgets of the recipe's tab and switches to it."""
+def restore_handler(tabs: gr.Tabs, handles: list[TabHandles], manager: ModelManager):
+    """A handler that sets the widgets of the recipe's tab, says in that tab's notes what it
+    could not bring back (before anyone runs), and switches to the tab. It takes the
+    recipe JSON and the inpainting editor's value (to check an inpainting recipe's inputs)."""
 
-    def restore(recipe_json: str) -> dict:
+    def restore(recipe_json: str, mask_editor: dict | None) -> dict:
         if not recipe_json:
             raise gr.Error("Drop a PNG made here first.")
         try:
@@ -69,11 +73,38 @@ def restore_handler(tabs: gr.Tabs, handles: list[TabHandles]):
         target = next((h for h in handles if h.tab_id == tab_id), None)
         if target is None:
             raise gr.Error(f"No tab runs the pipeline {recipe.pipeline!r}.")
+        values, left = restore_plan(recipe)
+        left += [name for name in values if name not in target.controls]
         updates = {target.controls[name]: value
-                   for name, value in widget_values(recipe).items() if name in target.controls}
-        if tab_id == "inpaint":
-            gr.Info("Settings restored. Load the original picture and paint the mask again: "
-                    "the recipe does not store them.")
-        return {**updates, tabs: gr.Tabs(selected=tab_id)}
+                   for name, value in values.items() if name in target.controls}
+        inputs = editor_inputs(mask_editor) if recipe.pipeline == "inpaint" else None
+        warnings = restore_warnings(recipe, manager, left, inputs)
+        note = restore_note(recipe, warnings)
+        if warnings:
+            gr.Warning("Settings restored, but the image may differ: see the notes.")
+        else:
+            gr.Info("Settings restored: running reproduces the image.")
+        return {**updates, target.notes: note, tabs: gr.Tabs(selected=tab_id)}
 
     return restore
+
+
+def editor_inputs(mask_editor: dict | None) -> dict[str, str] | None:
+    """The fingerprints (as an inpainting recipe records them) of the picture and mask in
+    the editor, or None when it holds no readable picture."""
+    try:
+        image = editor_background(mask_editor)
+        return input_record(image, mask_from_editor(mask_editor, image.size))
+    except GlideUIError:
+        return None
+
+
+def restore_note(recipe: Recipe, warnings: list[str]) -> str:
+    """The tab's notes after a restore: what was restored, and what may make it differ."""
+    head = f"Restored the settings of a PNG (seed {recipe.seed})"
+    if not warnings:
+        inputs = " with the picture and mask in the editor" if recipe.pipeline == "inpaint" \
+            else ""
+        return f"- {head}: every setting is in place; running{inputs} gives the same image."
+    return "\n".join([f"- ⚠️ {head}, but running may not give the same image:",
+                      *(f"  - {warning}" for warning in warnings)])

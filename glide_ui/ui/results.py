@@ -15,7 +15,6 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from glide_ui.history import History, HistoryError, result_png
-from glide_ui.history.folder import slug
 from glide_ui.images import make_grid
 from glide_ui.pipelines.events import Filmstrips, Result
 
@@ -64,8 +63,7 @@ class ResultStore:
         folder = self._new_folder()
         paths = []
         for index, (data, recipe) in enumerate(pngs):
-            path = folder / f"glide-{recipe.pipeline}-{slug(recipe.prompt)}-{recipe.seed}-" \
-                f"{index}.png"
+            path = folder / f"{recipe.file_stem()}-{index}.png"
             path.write_bytes(data)
             paths.append(path)
         return Saved(paths, problem)

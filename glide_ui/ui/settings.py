@@ -1,59 +1,140 @@
-"""Widget values <-> request fields, both ways (requests out, recipes back into widgets)."""
+"""Widget values <-> request fields, both ways (requests out, recipes back into widgets), and
+what a restored recipe cannot bring back."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from glide_ui.pipelines.recipe import Recipe
-from glide_ui.pipelines.requests import SOLVER_LABELS
+from glide_ui import __version__
+from glide_ui.errors import RequestError
+from glide_ui.models import TINY_CHECKPOINT_PREFIX
+from glide_ui.pipelines.requests import respacing_steps
+from glide_ui.recipe import Recipe
 
 FILMSTRIP_FRAMES = 24  # per stage, when the page's "Keep a filmstrip" is ticked
+# Recipe settings that record where and from what an image was made (not widgets).
+RECORD_ONLY = ("device", "dtype", "compute_path", "image_size", "image_sha256", "mask_sha256")
+# Recipe settings -> the widget (handler parameter) that holds each, beyond the ones with
+# special handling in `widget_values` (scales, respacings).
+_SAME_NAME = ("sampler", "upsample", "upsample_temp", "upsample_sampler", "clip_source",
+              "openai_clip_model", "mask_grow", "mask_feather")
 
 
 def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: str,
-                    upsample_temp: float, filmstrip: bool = False) -> dict[str, Any]:
+                    upsample_temp: float, base_respacing: str | None = "",
+                    upsample_sampler: str = "ddim", filmstrip: bool = False) -> dict[str, Any]:
     """Request keyword arguments from the "Advanced" sampler widgets.
 
-    Numbers are passed on as sent: the request's validation refuses a fractional, NaN or
-    non-numeric value with a message naming the field (a conversion here would crash on
-    them, or quietly turn 2.5 steps into 2). A solver runs the upsampler too; the
-    reference samplers leave it to the request's default (the reference notebook's)."""
-    solver = {"upsample_sampler": sampler} if sampler in SOLVER_LABELS else {}
+    `base_respacing`, when not blank, is the exact spacing ("ddim25", "fast27",
+    "10,10,3,2,2") and overrides `steps` (evenly spaced, as the reference). Numbers are
+    passed on as sent: the request's validation refuses a fractional, NaN or non-numeric
+    value with a message naming the field (a conversion here would crash on them, or
+    quietly turn 2.5 steps into 2). `filmstrip` keeps FILMSTRIP_FRAMES previews per stage
+    (not a recipe setting: it does not change the images)."""
+    spacing = base_respacing.strip() if isinstance(base_respacing, str) else ""
     return {
-        **solver,
         "sampler": sampler,
-        "base_respacing": steps,
+        "base_respacing": spacing or steps,
         "upsample": bool(upsample),
         "upsample_respacing": str(upsample_steps),
         "upsample_temp": upsample_temp,
+        "upsample_sampler": upsample_sampler,
         "filmstrip_frames": FILMSTRIP_FRAMES if filmstrip else 0,
     }
 
 
-def steps_from_respacing(respacing: Any) -> int | None:
-    """The step count a respacing spec gives ("100" -> 100, "ddim50" -> 50, "10,10" -> 20)."""
-    text = str(respacing).strip().removeprefix("ddim")
-    try:
-        return sum(int(part) for part in text.split(","))
-    except ValueError:
-        return None
-
-
 def widget_values(recipe: Recipe) -> dict[str, Any]:
-    """The widget values (keyed like the handlers' parameters) that reproduce `recipe`."""
+    """The widget values (keyed like the handlers' parameters, which are also the HTTP API's
+    keyword names) that reproduce `recipe`'s image: batch size 1, its seed."""
+    return restore_plan(recipe)[0]
+
+
+def restore_plan(recipe: Recipe) -> tuple[dict[str, Any], list[str]]:
+    """(widget values, the recipe's settings no widget holds). See `widget_values`."""
     settings = dict(recipe.settings)
     values: dict[str, Any] = {"prompt": recipe.prompt, "seed": recipe.seed, "batch_size": 1}
-    if recipe.pipeline == "clip_guided" and "clip_scale" in settings:
-        values["guidance_scale"] = settings.pop("clip_scale")
-    elif "guidance_scale" in settings:
-        values["guidance_scale"] = settings.pop("guidance_scale")
-    steps = steps_from_respacing(settings.pop("base_respacing", ""))
-    if steps is not None:
-        values["steps"] = steps
+    scale = "clip_scale" if recipe.pipeline == "clip_guided" else "guidance_scale"
+    if scale in settings:
+        values["guidance_scale"] = settings.pop(scale)  # the tab's main scale slider
+    if "base_respacing" in settings:
+        values.update(base_step_values(settings.pop("base_respacing")))
     if "upsample_respacing" in settings:
         values["upsample_steps"] = str(settings.pop("upsample_respacing"))
-    for key in ("sampler", "upsample", "upsample_temp", "clip_source", "mask_grow",
-                "mask_feather"):
+    for key in _SAME_NAME:
         if key in settings:
-            values[key] = settings[key]
-    return values
+            values[key] = settings.pop(key)
+    left = [key for key in settings if key not in RECORD_ONLY]
+    return values, left
+
+
+def base_step_values(respacing: Any) -> dict[str, Any]:
+    """The "Base steps" slider and "Base respacing" box for a respacing spec: a plain step
+    count goes to the slider alone; any other spacing ("ddim10" keeps timesteps 0, 100,
+    200..., "10" keeps 0, 111, 222...) goes to the box, the slider showing its count."""
+    try:
+        spec, steps = respacing_steps("Base steps", respacing)
+    except RequestError:
+        return {"base_respacing": str(respacing)}  # shown as is; the run will say what is wrong
+    return {"steps": steps, "base_respacing": "" if spec == str(steps) else spec}
+
+
+def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
+                     inputs: dict[str, str] | None = None) -> list[str]:
+    """Why a run of the restored settings may not give the recipe's pixels, in words.
+
+    `manager`: this server's (device, dtype, weights); `left`: settings no widget holds;
+    `inputs`: for an inpainting recipe, the fingerprints of the picture and mask now in the
+    editor (see `pipelines.inpaint.input_record`), or None when it holds none.
+    """
+    settings = recipe.settings
+    notes = []
+    made = _place(settings.get("device"), settings.get("dtype"))
+    here = _place(str(manager.device), str(manager.dtype).removeprefix("torch."))
+    if made and made != here:
+        notes.append(f"It was made on {made}; this server runs on {here}, which the page "
+                     "cannot change: the pixels will differ slightly.")
+    elif settings.get("compute_path") and hasattr(manager, "path") \
+            and settings["compute_path"] != manager.path.describe():
+        notes.append(f"It was made with other CPU kernels ({settings['compute_path']}; here: "
+                     f"{manager.path.describe()}): the pixels may differ slightly.")
+    other = [name for name, checkpoint in recipe.models.items()
+             if _other_weights(name, checkpoint, manager)]
+    if other:
+        notes.append(f"It was made with other weights for {', '.join(other)} than this "
+                     "server has (e.g. the tiny test models and the official ones): the "
+                     "image will differ.")
+    if recipe.version != __version__:
+        notes.append(f"It was made with glide-ui {recipe.version}; this is {__version__}: "
+                     "the pixels may differ.")
+    if left:
+        notes.append(f"This version has no setting for {', '.join(left)}; "
+                     "it was not restored.")
+    if recipe.pipeline == "inpaint":
+        notes.extend(_inpaint_inputs_note(settings, inputs))
+    return notes
+
+
+def _other_weights(name: str, checkpoint: str, manager: Any) -> bool:
+    """Whether `manager` runs other weights for `name` than `checkpoint` (as far as it can
+    tell without reading a checkpoint file: an official file never hashed is not checked)."""
+    if name not in manager.names or \
+            str(checkpoint).startswith(TINY_CHECKPOINT_PREFIX) != manager.tiny:
+        return True
+    here = manager.known_checkpoint_id(name)
+    return here is not None and here != checkpoint
+
+
+def _place(device: Any, dtype: Any) -> str:
+    return " in ".join(str(part) for part in (device, dtype) if part)
+
+
+def _inpaint_inputs_note(settings: dict[str, Any], inputs: dict[str, str] | None) -> list[str]:
+    size = settings.get("image_size")
+    what = f"the same picture ({size[0]} x {size[1]} pixels)" if size else "the same picture"
+    if inputs is None or inputs.get("image_sha256") != settings.get("image_sha256"):
+        return [f"A recipe does not hold the picture and the mask, only their fingerprints: "
+                f"load {what} and paint the same mask, or the result will differ."]
+    if inputs.get("mask_sha256") != settings.get("mask_sha256"):
+        return ["The picture in the editor is the one it was made from, but the mask is "
+                "not: paint the same mask, or the result will differ."]
+    return []

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from glide_ui.errors import GlideUIError
+from glide_ui.heap import release_heap
 from glide_ui.pipelines.events import Event, Filmstrips, Preview, Progress, Result, Status
 from glide_ui.ui.results import ResultStore, gallery_items, preview_image
 
@@ -196,10 +197,12 @@ def user_errors(handler: Callable) -> Callable:
 
 def _release(error: BaseException) -> None:
     """Let the memory of a failed run go: clear the frames its traceback holds (a step's
-    activations after an out-of-memory error) and collect them at once."""
+    activations after an out-of-memory error), collect them at once and hand them back to
+    the system."""
     traceback.clear_frames(error.__traceback__)
     error.__traceback__ = None
     gc.collect()
+    release_heap()
 
 
 def unexpected_error_message(error: BaseException) -> str:

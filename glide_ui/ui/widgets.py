@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import gradio as gr
 
+from glide_ui.errors import RequestError
 from glide_ui.pipelines.requests import (
     DIFFUSION_STEPS,
     FAST_PRESET,
@@ -16,6 +17,7 @@ from glide_ui.pipelines.requests import (
     MAX_SEED,
     SOLVER_LABELS,
     UPSAMPLE_TEMP_RANGE,
+    respacing_steps,
 )
 from glide_ui.ui.streaming import RunArea, idle_progress
 
@@ -37,16 +39,20 @@ class SamplerControls:
     upsample: gr.Checkbox
     upsample_steps: gr.Dropdown
     upsample_temp: gr.Slider
+    base_respacing: gr.Textbox
+    upsample_sampler: gr.Radio
     filmstrip: gr.Checkbox
 
     def inputs(self) -> list[gr.components.Component]:
-        return [self.sampler, self.steps, self.upsample, self.upsample_steps, self.upsample_temp,
-                self.filmstrip]
+        return list(self.by_name().values())
 
     def by_name(self) -> dict[str, gr.components.Component]:
-        """The widgets under their request field names (for restoring a recipe)."""
+        """The widgets under their handler parameter names, in the handlers' order (also
+        for restoring a recipe)."""
         return {"sampler": self.sampler, "steps": self.steps, "upsample": self.upsample,
-                "upsample_steps": self.upsample_steps, "upsample_temp": self.upsample_temp}
+                "upsample_steps": self.upsample_steps, "upsample_temp": self.upsample_temp,
+                "base_respacing": self.base_respacing,
+                "upsample_sampler": self.upsample_sampler, "filmstrip": self.filmstrip}
 
 
 @dataclass
@@ -102,16 +108,21 @@ def seed_box() -> gr.Number:
     return seed
 
 
-def sampler_controls(default_steps: int = 100, solvers: bool = True) -> SamplerControls:
-    """The sampler fold. With `solvers`, the diffusers solvers are offered too (they run
-    the upsampler as well) with a one-click Fast preset; without, a note says why not."""
+def sampler_controls(default_steps: int = 100, upsample_sampler: str = "ddim",
+                     solvers: bool = True) -> SamplerControls:
+    """The "Advanced" sampler widgets; `upsample_sampler` is the tab's reference notebook's.
+    With `solvers`, the diffusers solvers are offered for the base too, with a one-click
+    Fast preset; without (CLIP guidance), a note says why not. The upsampler, never
+    CLIP-guided, may use a solver on every tab."""
     if solvers:
         sampler = gr.Radio(SAMPLERS, value="ancestral", label="Sampler",
-                           info="A solver (DPM-Solver++, UniPC, Euler a, Heun) also runs "
-                                "the upsampler.")
+                           elem_classes=["glide-sampler"],
+                           info="DPM-Solver++, UniPC, Euler a and Heun come from diffusers; "
+                                "the Fast preset also sets the upsampler's.")
         fast = gr.Button("Fast preset", size="sm", elem_classes=["glide-fast"])
     else:
         sampler = gr.Radio(REFERENCE_SAMPLERS, value="ancestral", label="Sampler",
+                           elem_classes=["glide-sampler"],
                            info="CLIP guidance shifts the ancestral mean or the DDIM score; "
                                 "the fast solvers cannot take it (they are on the Generate "
                                 "and Inpaint tabs).")
@@ -119,6 +130,10 @@ def sampler_controls(default_steps: int = 100, solvers: bool = True) -> SamplerC
     steps = pipeline_checked(gr.Slider(1, DIFFUSION_STEPS, value=default_steps, step=1,
                                        label="Base steps",
                                        info="The reference uses 100; DDIM works with fewer."))
+    base_respacing = gr.Textbox(
+        "", label="Base respacing", placeholder="empty: Base steps, evenly spaced",
+        info="Exact timesteps instead of Base steps: 'ddim25' (DDIM's stride: 0, 40, 80...), "
+             "'fast27', or sections such as '10,10,3,2,2'. Moving the slider clears it.")
     with gr.Row():
         upsample = gr.Checkbox(value=True, label="Upsample to 256 px",
                                info="Run GLIDE's diffusion upsampler after the 64 px base.")
@@ -128,15 +143,31 @@ def sampler_controls(default_steps: int = 100, solvers: bool = True) -> SamplerC
     upsample_temp = pipeline_checked(gr.Slider(
         *UPSAMPLE_TEMP_RANGE, value=0.997, step=0.001, label="Upsample temperature",
         info="Noise scale of the upsampler (the reference uses 0.997)."))
+    upsampler = gr.Radio(SAMPLERS, value=upsample_sampler, label="Upsampler sampler",
+                         elem_classes=["glide-upsample-sampler"])
+    # One spacing at a time: a count picked on the slider clears the exact spacing, and an
+    # exact spacing shows its count on the slider.
+    steps.input(None, outputs=base_respacing, js="() => ''", api_visibility="private",
+                show_progress="hidden")  # in the page alone: no call to the server
+    base_respacing.input(_steps_of, base_respacing, steps, queue=False,
+                         api_visibility="private", show_progress="hidden")
     if fast is not None:
-        fast.click(lambda: (FAST_PRESET["sampler"], int(FAST_PRESET["base_respacing"]),
-                            FAST_PRESET["upsample_respacing"]),
-                   outputs=[sampler, steps, upsample_steps], queue=False,
-                   api_visibility="private")
+        fast.click(lambda: (FAST_PRESET["sampler"], int(FAST_PRESET["base_respacing"]), "",
+                            FAST_PRESET["upsample_sampler"], FAST_PRESET["upsample_respacing"]),
+                   outputs=[sampler, steps, base_respacing, upsampler, upsample_steps],
+                   queue=False, api_visibility="private")
     filmstrip = gr.Checkbox(False, label="Keep a filmstrip",
                             info="An animated WebP and a contact sheet of how each image "
                                  "formed, after the results.")
-    return SamplerControls(sampler, steps, upsample, upsample_steps, upsample_temp, filmstrip)
+    return SamplerControls(sampler, steps, upsample, upsample_steps, upsample_temp,
+                           base_respacing, upsampler, filmstrip)
+
+
+def _steps_of(spec: str):
+    try:
+        return respacing_steps("Base respacing", spec)[1]
+    except RequestError:
+        return gr.skip()
 
 
 def run_buttons(label: str) -> RunButtons:

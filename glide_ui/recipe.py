@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,6 +34,16 @@ class Recipe:
         settings = ", ".join(f"{_title(k)}: {v}" for k, v in sorted(self.settings.items()))
         return f"{self.prompt}\nPipeline: {self.pipeline}, Seed: {self.seed}, {settings}, " \
                f"Version: glide-ui {self.version}"
+
+    def file_stem(self) -> str:
+        """A file name (without extension) that says what the image is:
+        "glide-text2im-an-oil-painting-of-a-corgi-42"."""
+        return f"glide-{self.pipeline}-{_slug(self.prompt)}-{self.seed}"
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:limit].rstrip("-") or "untitled"
 
 
 def _title(key: str) -> str:

@@ -1,0 +1,416 @@
+"""The Python API: `Glide`, one object that owns the models and runs each job, in the
+manner of the diffusers pipelines.
+
+    from glide_ui import Glide
+
+    glide = Glide()                                   # official weights, fetched on first use
+    out = glide.text2im("an oil painting of a corgi", seed=42, batch_size=2)
+    out.images[0].save("corgi.png")                   # the PNG carries its recipe
+
+Underneath, the pipelines' event generators do the work (the page and the HTTP API run the
+same ones), so the same recipe gives the same pixels here as on the page.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, PngImagePlugin
+from tqdm.auto import tqdm
+
+from glide_ui.errors import RequestError
+from glide_ui.images import ImageSource, load_image, png_text, read_recipe, save_png
+from glide_ui.models import ModelManager
+from glide_ui.pipelines import (
+    ClipGuidedRequest,
+    Event,
+    InpaintRequest,
+    Preview,
+    Progress,
+    Request,
+    Result,
+    Status,
+    Text2ImRequest,
+    clip_guided,
+    inpaint,
+    rank,
+    ranked,
+    request_from_recipe,
+    sweep,
+    text2im,
+    validate,
+)
+from glide_ui.pipelines.rank import DEFAULT_RANKER, check_rank_count
+from glide_ui.pipelines.requests import MAX_BATCH_SIZE
+from glide_ui.pipelines.sweep import in_turn
+from glide_ui.recipe import Recipe
+
+log = logging.getLogger("glide_ui")
+
+Seeds = int | Sequence[int] | None
+"""A seed (image i of a batch uses seed + i), a list of seeds (one image each), or None
+(drawn at random)."""
+PreviewCallback = Callable[[Preview], Any]
+StatusCallback = Callable[[Status], Any]
+
+PIPELINES: dict[str, tuple[type, Callable[[Any, Any], Iterator[Event]]]] = {
+    "text2im": (Text2ImRequest, text2im),
+    "clip_guided": (ClipGuidedRequest, clip_guided),
+    "inpaint": (InpaintRequest, inpaint),
+}
+# Recipe settings that say where an image was made rather than how.
+_PLACE = ("device", "dtype")
+
+
+@dataclass
+class GlideOutput:
+    """What a job returns: the images (PIL, RGB), each with the recipe that reproduces it.
+
+    Every image carries its recipe as PNG text (`image.info["glide-ui"]` and a readable
+    `image.info["parameters"]`), which `image.save("x.png")` writes into the file.
+    `labels` say what sets images apart (a sweep's value, a CLIP score), `grid` is a
+    labelled overview (sweeps) or None.
+    """
+
+    images: list[Image.Image]
+    recipes: list[Recipe]
+    labels: list[str] = field(default_factory=list)
+    grid: Image.Image | None = None
+
+    def save(self, folder: str | Path = ".") -> list[Path]:
+        """Write each image as a PNG with its recipe into `folder` (made if needed), named
+        after the recipe ("glide-text2im-a-corgi-42.png"), never over an existing file.
+        Returns the paths, in the order of `images`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        return [save_png(image, _free_path(folder, recipe.file_stem()), recipe)
+                for image, recipe in zip(self.images, self.recipes, strict=True)]
+
+
+def _free_path(folder: Path, stem: str) -> Path:
+    path, number = folder / f"{stem}.png", 1
+    while path.exists():
+        number += 1
+        path = folder / f"{stem}-{number}.png"
+    return path
+
+
+def with_recipe(image: Image.Image, recipe: Recipe) -> Image.Image:
+    """`image` carrying `recipe` as PNG text: in `image.info` (as an opened PNG has it) and
+    in the encoder settings, so that a plain `image.save("x.png")` writes it (Pillow >= 11.3
+    keeps `encoderinfo` across saves)."""
+    text = png_text(recipe)
+    image.info.update(text)
+    chunks = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        chunks.add_text(key, value)
+    image.encoderinfo = {**getattr(image, "encoderinfo", {}), "pnginfo": chunks}
+    return image
+
+
+class Glide:
+    """GLIDE's jobs from Python: text to image, CLIP-guided, inpainting, ranking, sweeps.
+
+    models: "official" (OpenAI's checkpoints, fetched on first use) or "tiny" (small random
+    models that make noise, for trying things offline). device ("cpu", "cuda", "cuda:1",
+    "mps"; default CUDA if present), dtype ("fp32", "fp16", "bf16"; default as the app),
+    max_memory (bytes or "6GB"), checkpoints (a folder of checkpoint files, looked at
+    first) and cache_dir (where downloads go) are those of `glide_ui.models.ModelManager`;
+    or pass a ready `manager`.
+
+    progress: True shows a progress bar per stage (tqdm.auto: a terminal bar, or a widget
+    in a notebook), False none, None only on a terminal. on_status receives each `Status`
+    line ("Loading base...", warnings); by default info lines go to the progress bar's
+    stream (or the log) and warnings to `warnings.warn`.
+
+    Every job raises RequestError (a GlideUIError) for a bad value before any work, with a
+    message naming the setting.
+    """
+
+    def __init__(self, models: str = "official", *, device: str | None = None,
+                 dtype: str | None = None, max_memory: int | str | None = None,
+                 checkpoints: str | Path | None = None, cache_dir: str | Path | None = None,
+                 progress: bool | None = True, on_status: StatusCallback | None = None,
+                 manager: ModelManager | None = None) -> None:
+        self.manager = manager or ModelManager(
+            model_set=models, device=device, dtype=dtype, max_memory=max_memory,
+            checkpoints_dir=checkpoints, cache_dir=cache_dir)
+        self.progress = progress
+        self.on_status = on_status or self._show_status
+
+    def __repr__(self) -> str:
+        m = self.manager
+        return f"Glide(models={m.model_set!r}, device={str(m.device)!r}, " \
+               f"dtype={str(m.dtype).removeprefix('torch.')!r})"
+
+    # ------------------------------------------------------------------ jobs
+
+    def text2im(self, prompt: str, *, seed: Seeds = None, batch_size: int | None = None,
+                rank: bool = False, callback: PreviewCallback | None = None,
+                **settings: Any) -> GlideOutput:
+        """Images of `prompt`: the 64 px base model with classifier-free guidance, then the
+        256 px upsampler (as the reference text2im notebook).
+
+        settings (the fields of `Text2ImRequest`): guidance_scale=3.0, base_respacing="100"
+        (steps: a number, "ddim50", "fast27" or "10,10,3"), sampler="ancestral" or "ddim",
+        upsample=True, upsample_respacing="fast27", upsample_temp=0.997,
+        upsample_sampler="ddim", preview_interval (seconds), preview_noisy.
+        rank: order the images best first by OpenAI CLIP similarity (labels give the score).
+        callback: called with every `Preview` (stage, step, total, images = the predicted
+        x0 as PIL); with a callback, previews come every step unless preview_interval is
+        given. Raise an exception in it to stop the run.
+        """
+        return self._generate("text2im", dict(prompt=prompt, **settings), seed, batch_size,
+                              rank, callback)
+
+    __call__ = text2im
+
+    def clip_guided(self, prompt: str, *, seed: Seeds = None, batch_size: int | None = None,
+                    rank: bool = False, callback: PreviewCallback | None = None,
+                    **settings: Any) -> GlideOutput:
+        """Images of `prompt` steered by CLIP (as the reference clip_guided notebook).
+
+        settings (the fields of `ClipGuidedRequest`): clip_source="glide" (the noise-aware
+        CLIP of the paper) or "openai" (OpenAI's CLIP on the predicted image),
+        clip_scale=3.0, openai_clip_model="ViT-B/32", and the sampling settings of
+        `text2im`. Needs clip-anytorch (MissingPackageError says how to install it).
+        """
+        return self._generate("clip_guided", dict(prompt=prompt, **settings), seed,
+                              batch_size, rank, callback)
+
+    def inpaint(self, image: ImageSource, mask: Any, prompt: str = "", *, seed: Seeds = None,
+                batch_size: int | None = None, callback: PreviewCallback | None = None,
+                **settings: Any) -> GlideOutput:
+        """`image` with the region of `mask` repainted to match `prompt`, at the image's
+        full size (pixels away from the mask keep their exact values).
+
+        image: a PIL image, a uint8 array (H x W x 3 or 4) or a file. mask: at the image's
+        size, True / non-zero / opaque = repaint: a bool or uint8 array (H x W), an "L"
+        image, an RGBA image or array (alpha > 0), or a file of one.
+        settings (the fields of `InpaintRequest`): guidance_scale=5.0, mask_grow=0 and
+        mask_feather=8 (pixels), and the sampling settings of `text2im`.
+        """
+        values = dict(image=image, mask=mask, prompt=prompt, **settings)
+        return self._generate("inpaint", values, seed, batch_size, False, callback)
+
+    def sweep(self, prompt: str, param: str = "guidance_scale",
+              values: Sequence[float] = (1.0, 3.0, 5.0, 7.0), *, pipeline: str = "text2im",
+              seed: int | None = None, batch_size: int = 1, image: ImageSource | None = None,
+              mask: Any = None, callback: PreviewCallback | None = None,
+              **settings: Any) -> GlideOutput:
+        """One seed (so the same noise) run once per value of `param` ("guidance_scale",
+        "upsample_temp"; "clip_scale" for "clip_guided"); `grid` shows them side by side,
+        `labels` name each image's value. `pipeline` is "text2im", "clip_guided" or
+        "inpaint" (then give `image` and `mask`)."""
+        inputs = dict(image=image, mask=mask) if pipeline == "inpaint" else {}
+        request = _request(pipeline, prompt=prompt, seed=-1 if seed is None else seed,
+                           batch_size=batch_size, **inputs,
+                           **_with_preview_default(settings, callback))
+        return self._run(sweep(request, self.manager, param=param, values=list(values)),
+                         callback)
+
+    def rank(self, images: Iterable[ImageSource], prompt: str,
+             model: str = DEFAULT_RANKER) -> list[float]:
+        """CLIP similarity (cosine, about -1 to 1; higher is a better match) of each image
+        with `prompt`, in the order given. Images: PIL images, arrays or files (up to 64)."""
+        sources = list(images)
+        check_rank_count(len(sources))
+        return rank((load_image(source) for source in sources), prompt, self.manager, model)
+
+    def rerun(self, source: ImageSource | Recipe, *, image: ImageSource | None = None,
+              mask: Any = None, callback: PreviewCallback | None = None) -> GlideOutput:
+        """Make again the image a recipe describes: `source` is a PNG made by glide-ui (a
+        path, bytes or PIL image) or a Recipe. An inpainting recipe needs its `image` and
+        `mask` again. Differences that change pixels (another device or dtype, other
+        checkpoints, other inputs) are reported as warnings."""
+        recipe = source if isinstance(source, Recipe) else recipe_of(source)
+        inputs = {name: value for name, value in (("image", image), ("mask", mask))
+                  if value is not None}
+        request = request_from_recipe(recipe, **inputs)
+        if callback is not None:
+            request = replace(request, preview_interval=0.0)
+        for note in _place_notes(recipe, self.manager):
+            self.on_status(Status(note, "warning"))
+        output = self._run(PIPELINES[recipe.pipeline][1](request, self.manager), callback)
+        for note in reproduction_notes(recipe, output.recipes[0]):
+            self.on_status(Status(note, "warning"))
+        return output
+
+    # ------------------------------------------------------------------ running
+
+    def _generate(self, pipeline: str, values: dict[str, Any], seed: Seeds,
+                  batch_size: int | None, rank_images: bool,
+                  callback: PreviewCallback | None) -> GlideOutput:
+        values = _with_preview_default(values, callback)
+        requests = [_request(pipeline, **values, seed=first, batch_size=count)
+                    for first, count in seed_runs(seed, batch_size)]
+        for request in requests:
+            validate(request)  # refuse a bad value before the first image is made
+        run = PIPELINES[pipeline][1]
+        events = run(requests[0], self.manager) if len(requests) == 1 else \
+            _concatenated([run(request, self.manager) for request in requests])
+        if rank_images:
+            events = ranked(events, values["prompt"], self.manager)
+        return self._run(events, callback)
+
+    def _run(self, events: Iterator[Event], callback: PreviewCallback | None) -> GlideOutput:
+        """Drive a pipeline: progress bars, statuses, previews to `callback`; its Result.
+        An exception (or Ctrl-C) closes the pipeline at once, within the step under way."""
+        result = None
+        with closing(events), _StageBars(self.progress) as bars:
+            for event in events:
+                if isinstance(event, Status):
+                    self.on_status(event)
+                elif isinstance(event, Progress):
+                    bars.show(event)
+                elif isinstance(event, Preview) and callback is not None:
+                    callback(event)
+                elif isinstance(event, Result):
+                    result = event
+        if result is None:
+            raise RuntimeError("the pipeline ended without a result")
+        images = [with_recipe(image, recipe)
+                  for image, recipe in zip(result.images, result.recipes, strict=True)]
+        return GlideOutput(images, list(result.recipes), list(result.labels), result.grid)
+
+    def _show_status(self, status: Status) -> None:
+        if status.level == "warning":
+            warnings.warn(status.text, UserWarning, stacklevel=4)
+        elif self.progress:
+            tqdm.write(status.text, file=sys.stderr)
+        else:
+            log.info(status.text)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+class _StageBars:
+    """One tqdm bar per stage of a run, the current one moved to each Progress step.
+    show: True always, False never, None only on a terminal."""
+
+    def __init__(self, show: bool | None) -> None:
+        self._disable = None if show is None else not show
+        self._stage: str | None = None
+        self._bar: Any = None
+
+    def show(self, event: Progress) -> None:
+        if event.stage != self._stage or event.step < self._bar.n:
+            self.close()
+            self._stage = event.stage
+            self._bar = tqdm(total=event.total, desc=event.stage, unit="step",
+                             disable=self._disable, file=sys.stderr)
+        self._bar.update(event.step - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        self._stage = self._bar = None
+
+    def __enter__(self) -> _StageBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _request(pipeline: str, **values: Any) -> Request:
+    """The request of `pipeline` from keyword values; RequestError naming what is unknown."""
+    if pipeline not in PIPELINES:
+        raise RequestError(f"Unknown pipeline {pipeline!r}; choose one of "
+                           f"{', '.join(PIPELINES)}.")
+    kind = PIPELINES[pipeline][0]
+    names = [f.name for f in fields(kind)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise RequestError(f"Unknown setting {', '.join(unknown)} for {pipeline}; the "
+                           f"settings are {', '.join(names)}.")
+    return kind(**values)
+
+
+def _with_preview_default(values: dict[str, Any], callback: PreviewCallback | None) \
+        -> dict[str, Any]:
+    """With a callback, a preview every step (unless preview_interval is given)."""
+    if callback is None or "preview_interval" in values:
+        return values
+    return {**values, "preview_interval": 0.0}
+
+
+def seed_runs(seed: Seeds, batch_size: int | None) -> list[tuple[int, int]]:
+    """(first seed, batch size) of each request that makes the images of `seed`.
+
+    One seed: one request of `batch_size` (default 1) images, seeds seed, seed + 1, ...
+    A list: one image per seed, consecutive seeds batched together (up to the largest
+    batch); image i of a batch is bit-identical to its seed run alone, so the grouping
+    does not change any image. None: a random seed.
+    """
+    if seed is None or isinstance(seed, (str, bytes, numbers.Number)) \
+            or not isinstance(seed, Iterable):
+        return [(-1 if seed is None else seed, 1 if batch_size is None else batch_size)]
+    seeds = list(seed)
+    if not seeds:
+        raise RequestError("Give at least one seed (or seed=None for a random one).")
+    if batch_size is not None and batch_size != len(seeds):
+        raise RequestError(f"batch_size is {batch_size} but {len(seeds)} seeds were given; "
+                           "give one or the other.")
+    runs: list[tuple[int, int]] = []
+    for value in seeds:
+        if runs and runs[-1][1] < MAX_BATCH_SIZE and value == runs[-1][0] + runs[-1][1]:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((value, 1))
+    return runs
+
+
+def _concatenated(streams: list[Iterator[Event]]) -> Iterator[Event]:
+    """The events of several runs of one pipeline, then one Result with all their images."""
+    results = yield from in_turn([("", stream) for stream in streams])
+    labelled = all(len(r.labels) == len(r.images) for r in results)
+    yield Result(images=[image for r in results for image in r.images],
+                 recipes=[recipe for r in results for recipe in r.recipes],
+                 labels=[label for r in results for label in r.labels] if labelled else [])
+
+
+def recipe_of(source: ImageSource) -> Recipe:
+    """The recipe a PNG made by glide-ui carries; RequestError if it has none."""
+    recipe = read_recipe(source)
+    if recipe is None:
+        name = f"{source} " if isinstance(source, (str, Path)) else ""
+        raise RequestError(f"This picture {name}carries no glide-ui recipe (it was not made "
+                           "by glide-ui, or its PNG text was stripped).")
+    return recipe
+
+
+def _place_notes(recipe: Recipe, manager: ModelManager) -> list[str]:
+    made = {key: str(recipe.settings.get(key)) for key in _PLACE if key in recipe.settings}
+    here = {"device": str(manager.device), "dtype": str(manager.dtype).removeprefix("torch.")}
+    if all(here[key] == value for key, value in made.items()):
+        return []
+    return [f"The image was made on {made.get('device', '?')} in {made.get('dtype', '?')}; "
+            f"running on {here['device']} in {here['dtype']} gives slightly different pixels. "
+            f"Choose device and dtype as it was made to get the same pixels."]
+
+
+def reproduction_notes(original: Recipe, again: Recipe) -> list[str]:
+    """What differs between a recipe and the recipe of its rerun, besides where it ran:
+    other checkpoints or other inputs (an inpainting's picture or mask)."""
+    notes = []
+    models = sorted(name for name in original.models.keys() | again.models.keys()
+                    if original.models.get(name) != again.models.get(name))
+    if models:
+        notes.append(f"Other weights than those that made the image: {', '.join(models)} "
+                     "(the checkpoint files differ).")
+    settings = sorted(key for key in original.settings.keys() | again.settings.keys()
+                      if key not in _PLACE
+                      and original.settings.get(key) != again.settings.get(key))
+    if settings:
+        notes.append(f"These differ from the recipe: {', '.join(settings)}.")
+    return notes

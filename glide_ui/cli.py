@@ -1,0 +1,565 @@
+"""The `glide-ui` command: serve the app, generate, inpaint, read and rerun recipes, fetch
+weights.
+
+    glide-ui serve [--models tiny] [--port 7860] ...      # the web app (= python app.py)
+    glide-ui generate "an oil painting of a corgi" --seed 42 --batch-size 2
+    glide-ui clip "a hedgehog using a calculator" --clip-source openai
+    glide-ui inpaint photo.png mask.png "a cat wearing sunglasses"
+    glide-ui rank "a corgi" outputs/*.png
+    glide-ui info outputs/glide-text2im-a-corgi-42.png [--json]
+    glide-ui rerun outputs/glide-text2im-a-corgi-42.png
+    glide-ui download [MODEL or GROUP ...]
+    glide-ui models [--json]
+
+Pictures are written as PNGs carrying their recipe to --out (default ./outputs) and their
+paths printed, one per line. Messages go to stderr; an error is one line there and a
+non-zero exit status (2 for bad arguments, 1 for anything else), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from glide_ui import __version__
+
+DEFAULT_OUT = "outputs"
+PROG = "glide-ui"
+
+# What each job of the app needs, for `download GROUP` and the "used by" of `models`.
+GROUPS = {
+    "generate": ("base", "upsample"),
+    "clip": ("base", "upsample", "clip/image-enc", "clip/text-enc", "ViT-B/32"),
+    "inpaint": ("base-inpaint", "upsample-inpaint"),
+    "rank": ("ViT-B/32",),
+}
+APP_MODELS = tuple(dict.fromkeys(name for names in GROUPS.values() for name in names))
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 2, 130, 141
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported on one line (and where to find help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class RequestDefaults(argparse.HelpFormatter):
+    """Fills "{field}" in a job's help with the default of its request's field, read only
+    when help is shown (the request module imports torch, seconds on a busy machine)."""
+
+    pipeline = ""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        text = super()._expand_help(action)
+        return text.format_map(_request_defaults(self.pipeline)) if "{" in text else text
+
+
+def _request_defaults(pipeline: str) -> dict[str, Any]:
+    from dataclasses import fields
+
+    from glide_ui.api import PIPELINES
+
+    return {field.name: field.default for field in fields(PIPELINES[pipeline][0])}
+
+
+def _formatter(pipeline: str) -> type[argparse.HelpFormatter]:
+    return type(f"{pipeline}Help", (RequestDefaults,), {"pipeline": pipeline})
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, place: bool = True) -> None:
+    """Which models (and with `place`, where and how): shared by `serve` (and app.py) and
+    every job."""
+    parser.add_argument("--models", choices=["official", "tiny"], default="official",
+                        help="'tiny': small random models that make noise, for trying "
+                             "things offline (default: official)")
+    parser.add_argument("--checkpoints", metavar="DIR",
+                        help="folder holding the checkpoint files (default: GLIDE_CHECKPOINTS)")
+    if not place:
+        return
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: CUDA if present)")
+    parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"],
+                        help="weights dtype (default: fp16 on CUDA; bf16 on a CPU with bf16 in "
+                             "hardware, else fp32)")
+    parser.add_argument("--max-memory", metavar="SIZE",
+                        help="memory budget for loaded weights, e.g. 6GB (default: share of RAM "
+                             "or VRAM)")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true",
+                        help="also open a public gradio.live link (use with --auth)")
+    parser.add_argument("--auth", metavar="USER:PASS|FILE",
+                        help="require a login: 'user:password', or a file of such lines")
+    parser.add_argument("--queue-size", type=int, default=20,
+                        help="requests that may wait for the worker before 'busy' (default 20)")
+    parser.add_argument("--outputs", metavar="DIR",
+                        help="folder where every result PNG is saved, one sub-folder per day "
+                             "(default: GLIDE_OUTPUTS, else 'outputs' in the per-user data "
+                             "folder)")
+    parser.add_argument("--save", action=argparse.BooleanOptionalAction, default=None,
+                        help="save results and keep a History (default: on; off with --share "
+                             "and no --auth, and on a Hugging Face Space, unless --save)")
+
+
+def parse_serve_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The flags of `python app.py`: those of `glide-ui serve`."""
+    parser = Parser(prog="app.py", description="Serve the GLIDE web app.")
+    add_serve_arguments(parser)
+    add_model_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def seeds(text: str) -> int | list[int]:
+    """"42" -> 42 (image i of a batch uses 42 + i); "1,5,9" -> one image per seed."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number (or a comma list of them), "
+                                         f"not {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("give a seed")
+    return values[0] if len(values) == 1 and "," not in text else values
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return path
+
+
+def _add_job_arguments(parser: argparse.ArgumentParser, guidance: bool = True) -> None:
+    """Seeds, batch, sampling, output: the settings every generating job has. Settings left
+    out keep the pipeline's default (dest = the request field's name)."""
+    unset = argparse.SUPPRESS
+    parser.add_argument("--seed", type=seeds, default=None,
+                        help="seed (image i of a batch uses seed + i) or a comma list, one "
+                             "image each (default: random)")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+                        help="images to make, 1 to 8 (default 1)")
+    if guidance:
+        parser.add_argument("--guidance-scale", type=float, default=unset, metavar="SCALE",
+                            help="classifier-free guidance (default {guidance_scale:g})")
+    parser.add_argument("--steps", dest="base_respacing", default=unset, metavar="STEPS",
+                        help="base model steps: a number, 'ddim50' or '10,10,3' "
+                             "(default {base_respacing})")
+    parser.add_argument("--sampler", choices=["ancestral", "ddim"], default=unset,
+                        help="base sampler (default {sampler})")
+    parser.add_argument("--upsample", action=argparse.BooleanOptionalAction, default=unset,
+                        help="run the 256 px upsampler after the 64 px base (default "
+                             "{upsample})")
+    parser.add_argument("--upsample-steps", dest="upsample_respacing", default=unset,
+                        metavar="STEPS", help="upsampler steps (default {upsample_respacing})")
+    parser.add_argument("--upsample-temp", type=float, default=unset, metavar="T",
+                        help="upsampler noise scale (default {upsample_temp})")
+    parser.add_argument("--upsample-sampler", choices=["ancestral", "ddim"], default=unset,
+                        help="upsampler sampler (default {upsample_sampler})")
+    _add_output_arguments(parser)
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                        help=f"folder for the PNGs (default ./{DEFAULT_OUT})")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress lines on stderr (warnings still)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description="OpenAI's GLIDE: the web app, text to image, "
+                    "CLIP guidance and inpainting from the command line.")
+    parser.add_argument("--version", action="version", version=f"glide-ui {__version__}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an unexpected error, show where it happened")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], text: str,
+                models: bool | None = True, pipeline: str = "") -> argparse.ArgumentParser:
+        """A subcommand; models: its model flags (None: which models, not where)."""
+        formatter = _formatter(pipeline) if pipeline else argparse.HelpFormatter
+        sub = commands.add_parser(name, help=text, description=text, formatter_class=formatter)
+        sub.set_defaults(handler=handler)
+        if models is not False:
+            add_model_arguments(sub, place=bool(models))
+        return sub
+
+    serve = command("serve", _serve, "Serve the web app (the page and its HTTP API).")
+    add_serve_arguments(serve)
+
+    generate = command("generate", _generate, "Text to image: the base model with "
+                       "classifier-free guidance, then the upsampler.", pipeline="text2im")
+    generate.add_argument("prompt")
+    _add_job_arguments(generate)
+    generate.add_argument("--rank", action="store_true",
+                          help="order the images best first by OpenAI CLIP")
+
+    clip = command("clip", _clip, "CLIP-guided generation (GLIDE's noise-aware CLIP or "
+                   "OpenAI's CLIP).", pipeline="clip_guided")
+    clip.add_argument("prompt")
+    clip.add_argument("--clip-source", choices=["glide", "openai"], default=argparse.SUPPRESS,
+                      help="glide: the paper's noise-aware CLIP; openai: CLIP ViT-B/32 on the "
+                           "predicted image (default {clip_source})")
+    clip.add_argument("--clip-scale", type=float, default=argparse.SUPPRESS, metavar="SCALE",
+                      help="CLIP guidance scale (default {clip_scale:g})")
+    _add_job_arguments(clip, guidance=False)
+    clip.add_argument("--rank", action="store_true",
+                      help="order the images best first by OpenAI CLIP")
+
+    inpaint = command("inpaint", _inpaint, "Repaint the masked part of a picture to match "
+                      "the prompt.", pipeline="inpaint")
+    inpaint.add_argument("image", type=existing_file, help="the picture (any size)")
+    inpaint.add_argument("mask", type=existing_file,
+                         help="the same size; white (non-black) or opaque pixels are repainted")
+    inpaint.add_argument("prompt", nargs="?", default="")
+    inpaint.add_argument("--mask-grow", type=int, default=argparse.SUPPRESS, metavar="PIXELS",
+                         help="pixels added around the mask (default {mask_grow})")
+    inpaint.add_argument("--mask-feather", type=int, default=argparse.SUPPRESS,
+                         metavar="PIXELS",
+                         help="pixels of soft edge when pasting back (default {mask_feather})")
+    _add_job_arguments(inpaint)
+
+    rank = command("rank", _rank, "Score pictures by OpenAI CLIP similarity to a prompt, "
+                   "best first.")
+    rank.add_argument("prompt")
+    rank.add_argument("images", nargs="+", type=existing_file, metavar="IMAGE")
+
+    info = command("info", _info, "Show the recipe a PNG made by glide-ui carries.",
+                   models=False)
+    info.add_argument("image", type=existing_file)
+    info.add_argument("--json", action="store_true", help="the recipe as JSON")
+
+    rerun = command("rerun", _rerun, "Make a picture again from the recipe it carries "
+                    "(on the model set, device and dtype it records, unless given).")
+    rerun.add_argument("image", type=existing_file, help="a PNG made by glide-ui")
+    rerun.add_argument("--image", dest="source", type=existing_file, metavar="PICTURE",
+                       help="an inpainting's original picture")
+    rerun.add_argument("--mask", type=existing_file, help="an inpainting's mask")
+    _add_output_arguments(rerun)
+    rerun.set_defaults(models=None, device=None, dtype=None)  # the recipe's, unless given
+
+    download = command("download", _download, "Fetch and verify checkpoints ahead of time.",
+                       models=None)
+    download.add_argument("names", nargs="*", metavar="MODEL",
+                          help=f"model names ({', '.join(APP_MODELS)}) or groups "
+                               f"({', '.join(GROUPS)}, all); default all")
+    download.add_argument("--quiet", "-q", action="store_true",
+                          help="no progress lines on stderr")
+
+    history = command("history", _history, "The outputs folder's index: rebuild it from the "
+                      "PNGs (--rebuild), take in changes made by hand (--sync), search it "
+                      "(--search WORDS); see --outputs.", models=False)
+    history.add_argument("history_args", nargs=argparse.REMAINDER, metavar="...",
+                         help="--rebuild | --sync | --search WORDS [--outputs DIR] [--user U]")
+
+    models = command("models", _models, "List the checkpoints: which are here, their "
+                     "sizes, which are missing.", models=None)
+    models.add_argument("--json", action="store_true")
+    return parser
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _history(args: argparse.Namespace) -> int:
+    from glide_ui.history.__main__ import main as history_main
+
+    try:
+        return history_main(args.history_args)
+    except SystemExit as done:  # its own parser's --help or bad argument (already said)
+        return done.code if isinstance(done.code, int) else EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["history"]:  # its flags are its own parser's (argparse would take them)
+        return _history(argparse.Namespace(history_args=argv[1:]))
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a bad argument (already said)
+        return done.code if isinstance(done.code, int) else EXIT_USAGE
+    from glide_ui.errors import GlideUIError
+
+    try:
+        return args.handler(args)
+    except GlideUIError as error:
+        return _fail(str(error))
+    except KeyboardInterrupt:
+        return _fail("stopped.", EXIT_INTERRUPTED)
+    except BrokenPipeError:  # the reader went away (`glide-ui models | head`): say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except OSError as error:  # a file that cannot be written, a full disk...
+        return _fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
+    except Exception as error:
+        if args.traceback:
+            raise
+        first = (str(error).strip().splitlines() or [""])[0]
+        return _fail(f"unexpected error ({type(error).__name__}: {first}); run with "
+                     "--traceback to see where.")
+
+
+def run() -> None:
+    """The console script's entry point."""
+    sys.exit(main())
+
+
+def _fail(message: str, status: int = EXIT_ERROR) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+def _say(args: argparse.Namespace, text: str, warning: bool = False) -> None:
+    if warning or not getattr(args, "quiet", False):
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"{PROG}: {'warning: ' if warning else ''}{text}", file=sys.stderr)
+
+
+def _glide(args: argparse.Namespace, **place: Any):
+    from glide_ui.api import Glide
+
+    place = {"models": args.models, "device": args.device, "dtype": args.dtype, **place}
+    return Glide(place.pop("models"), **place, max_memory=args.max_memory,
+                 checkpoints=args.checkpoints, progress=None,
+                 on_status=lambda status: _say(args, status.text, status.level == "warning"))
+
+
+SETTINGS = ("guidance_scale", "base_respacing", "sampler", "upsample", "upsample_respacing",
+            "upsample_temp", "upsample_sampler", "clip_source", "clip_scale", "mask_grow",
+            "mask_feather")
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line (the others keep the pipeline's default)."""
+    values = vars(args)
+    settings = {name: values[name] for name in SETTINGS if name in values}
+    return {**settings, "seed": args.seed, "batch_size": args.batch_size}
+
+
+def _write(args: argparse.Namespace, output: Any) -> int:
+    """Save the images, print their paths (with their label, e.g. a CLIP score)."""
+    paths = output.save(args.out)
+    for index, path in enumerate(paths):
+        label = output.labels[index] if index < len(output.labels) else ""
+        print(f"{path}\t{label}" if label else path, flush=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from glide_ui.server import serve
+
+    serve(args)
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    return _write(args, _glide(args).text2im(args.prompt, rank=args.rank, **_settings(args)))
+
+
+def _clip(args: argparse.Namespace) -> int:
+    return _write(args, _glide(args).clip_guided(args.prompt, rank=args.rank,
+                                                 **_settings(args)))
+
+
+def _inpaint(args: argparse.Namespace) -> int:
+    return _write(args, _glide(args).inpaint(args.image, args.mask, args.prompt,
+                                             **_settings(args)))
+
+
+def _rank(args: argparse.Namespace) -> int:
+    scores = _glide(args).rank(args.images, args.prompt)
+    for score, path in sorted(zip(scores, args.images, strict=True), key=lambda p: -p[0]):
+        print(f"{score:.4f}\t{path}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from glide_ui.api import recipe_of
+
+    recipe = recipe_of(args.image)
+    if args.json:
+        print(recipe.to_json())
+        return 0
+    print(f"prompt: {recipe.prompt}")
+    print(f"pipeline: {recipe.pipeline}")
+    print(f"seed: {recipe.seed}")
+    for key, value in sorted(recipe.settings.items()):
+        print(f"{key}: {value}")
+    for name, checkpoint in sorted(recipe.models.items()):
+        print(f"model {name}: {checkpoint}")
+    print(f"version: glide-ui {recipe.version}")
+    return 0
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    from glide_ui.api import recipe_of
+
+    recipe = recipe_of(args.image)
+    glide = _glide(args, **recipe_place(recipe, args))
+    output = glide.rerun(recipe, image=args.source, mask=args.mask)
+    _write(args, output)
+    _say(args, compare_pixels(args.image, output.images[0]))
+    return 0
+
+
+def recipe_place(recipe: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Model set, device and dtype for a rerun: as given, else as the recipe records them
+    (the device where this machine has it; its dtype only on that device)."""
+    tiny = bool(recipe.models) and all(str(checkpoint).startswith("tiny-")
+                                       for checkpoint in recipe.models.values())
+    made_on = str(recipe.settings.get("device") or "") or None
+    device = args.device or (made_on if made_on and _available(made_on) else None)
+    dtype = args.dtype
+    if dtype is None and device is not None and device == made_on:
+        dtype = recipe.settings.get("dtype")
+    return {"models": args.models or ("tiny" if tiny else "official"), "device": device,
+            "dtype": dtype}
+
+
+def _available(device: str) -> bool:
+    import torch
+
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        return torch.backends.mps.is_available()
+    return kind == "cpu"
+
+
+def compare_pixels(path: Path, image: Any) -> str:
+    """Whether a rerun gave the same pixels as the file it came from."""
+    import numpy as np
+
+    from glide_ui.images import load_image
+
+    before, after = np.asarray(load_image(path), dtype=np.int16), np.asarray(image, np.int16)
+    if before.shape != after.shape:
+        return f"the new picture is {after.shape[1]} x {after.shape[0]}, {path} is " \
+               f"{before.shape[1]} x {before.shape[0]}."
+    differ = np.abs(before - after).max(axis=-1)
+    if not differ.any():
+        return f"same pixels as {path}."
+    return f"differs from {path}: {int((differ > 0).sum())} of {differ.size} pixels, by up " \
+           f"to {int(differ.max())} levels."
+
+
+def _download_names(names: Sequence[str]) -> list[str]:
+    from glide_ui.checkpoints import REGISTRY
+    from glide_ui.errors import RequestError
+
+    chosen: list[str] = []
+    for name in names or ["all"]:
+        if name == "all":
+            chosen += APP_MODELS
+        elif name in GROUPS:
+            chosen += GROUPS[name]
+        elif name in REGISTRY:
+            chosen.append(name)
+        else:
+            raise RequestError(f"Unknown model {name!r}: give model names "
+                               f"({', '.join(REGISTRY)}) or groups ({', '.join(GROUPS)}, all).")
+    return list(dict.fromkeys(chosen))
+
+
+def _download(args: argparse.Namespace) -> int:
+    names = _download_names(args.names)
+    if args.models == "tiny":
+        print("Tiny models are built in (random weights): nothing to download.")
+        return 0
+    from glide_ui import checkpoints as ckpt
+    from glide_ui.models import ModelManager
+
+    # fp32 on the CPU: the weights stay memory-mapped, so a check costs little memory.
+    manager = ModelManager(device="cpu", dtype="fp32", max_memory=2**62,
+                           checkpoints_dir=args.checkpoints)
+    for name in names:
+        spec = ckpt.get_spec(name)
+        _say(args, f"{name}: {spec.filename}")
+        if spec.sha256 is not None:  # published: the file is checked against its sha256
+            path = ckpt.fetch(spec, manager.checkpoints_dir, manager.cache_dir)
+            ckpt.verify_local(spec, path)
+        else:  # no published hash: the file must load into the model, tensor for tensor
+            manager.get(name)
+            manager.release(name)
+            path = ckpt.locate(spec, manager.checkpoints_dir, manager.cache_dir)
+        print(f"{name}\t{path}\t{_size(path.stat().st_size)}", flush=True)
+    return 0
+
+
+def model_rows(checkpoints: str | None, tiny: bool) -> dict[str, Any]:
+    """What `glide-ui models` shows, as data."""
+    from glide_ui import checkpoints as ckpt
+
+    folder, cache = ckpt.checkpoints_dir(checkpoints), ckpt.cache_dir()
+    others = [name for name, spec in ckpt.REGISTRY.items()
+              if name not in APP_MODELS and ckpt.locate(spec, folder, cache)]
+    rows = []
+    for name in (*APP_MODELS, *others):
+        spec = ckpt.REGISTRY[name]
+        path = None if tiny else ckpt.locate(spec, folder, cache)
+        part = cache / f"{spec.filename}.part"
+        if tiny:
+            status = "built in"
+        elif path is not None:
+            status = "in checkpoints folder" if path.parent == folder else "cached"
+        else:
+            status = "partly downloaded" if part.is_file() else "missing"
+        rows.append({
+            "name": name, "file": spec.filename, "status": status,
+            "path": str(path) if path else None,
+            "bytes": path.stat().st_size if path else None,
+            "downloaded_bytes": part.stat().st_size if status == "partly downloaded" else None,
+            "expected_bytes": spec.size or spec.approx_size, "url": spec.url,
+            "used_by": [group for group, members in GROUPS.items() if name in members],
+        })
+    return {"model_set": "tiny" if tiny else "official", "cache_dir": str(cache),
+            "checkpoints_dir": str(folder) if folder else None, "models": rows}
+
+
+def _models(args: argparse.Namespace) -> int:
+    data = model_rows(args.checkpoints, args.models == "tiny")
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"cache: {data['cache_dir']}   checkpoints folder: {data['checkpoints_dir'] or '-'}")
+    for row in data["models"]:
+        if row["bytes"] is not None:
+            detail = f"{_size(row['bytes'])}  {row['path']}"
+        elif row["downloaded_bytes"] is not None:
+            detail = f"{_size(row['downloaded_bytes'])} of {_size(row['expected_bytes'])}"
+        elif row["status"] == "missing":
+            detail = f"about {_size(row['expected_bytes'])} to download"
+        else:
+            detail = "random weights, no file"
+        print(f"{row['name']:<17}{row['status']:<22}{detail}   "
+              f"(used by {', '.join(row['used_by']) or '-'})")
+    missing = [row["name"] for row in data["models"] if row["status"] in
+               ("missing", "partly downloaded")]
+    if missing:
+        print(f"missing: {' '.join(missing)} (fetch them with: glide-ui download)")
+    return 0
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"
+
+
+if __name__ == "__main__":
+    run()

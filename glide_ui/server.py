@@ -1,0 +1,85 @@
+"""Serve the web app: the page, the HTTP API and the queue (`glide-ui serve`, `python app.py`).
+
+The flags are parsed by `glide_ui.cli` (one parser for both entry points); this module turns
+them into a launched Gradio app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+MAX_UPLOAD = "25mb"
+
+
+def read_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """'user:pass', or a file with one 'user:pass' per line (blank lines and # ignored)."""
+    if not value:
+        return None
+    path = Path(value)
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
+    pairs = []
+    for line in (line.strip() for line in lines):
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            raise SystemExit("--auth needs 'user:password' (or a file of such lines).")
+        pairs.append((user, password))
+    if not pairs:
+        raise SystemExit(f"--auth file {value} holds no 'user:password' line.")
+    return pairs
+
+
+def warn_if_public(share: bool, auth: list | None) -> None:
+    if share and not auth:
+        print("WARNING: --share without --auth makes this app public: anyone with the link "
+              "can use your machine. Add --auth user:password.", file=sys.stderr, flush=True)
+
+
+def build(args: argparse.Namespace):
+    """The Blocks app and the keyword arguments for its `launch()`."""
+    import gradio as gr
+
+    from glide_ui.errors import GlideUIError
+    from glide_ui.history import History, saving_policy
+    from glide_ui.models import ModelManager
+    from glide_ui.ui import Backend, build_demo
+    from glide_ui.ui.backend import ASSETS_DIR
+    from glide_ui.ui.style import CSS, theme
+
+    try:
+        manager = ModelManager(model_set=args.models, device=args.device, dtype=args.dtype,
+                               max_memory=args.max_memory, checkpoints_dir=args.checkpoints)
+    except (GlideUIError, ValueError, RuntimeError) as error:
+        raise SystemExit(f"glide-ui: {error}") from None
+    auth = read_auth(args.auth)
+    warn_if_public(args.share, auth)
+    saving = saving_policy(args.outputs, args.save, args.share, bool(auth))
+    try:
+        history = History.open(saving.folder) if saving.enabled else None
+    except (OSError, sqlite3.Error) as error:
+        raise SystemExit(f"glide-ui: cannot keep results in {saving.folder}: {error}. Choose "
+                         "another folder with --outputs, or run with --no-save.") from None
+    backend = Backend(manager, history=history, saving=saving)
+    demo = build_demo(backend)
+    with demo:  # read-only, outside the queue: answers while a request runs
+        gr.api(backend.models_status, api_name="models_status", queue=False)
+    demo.queue(default_concurrency_limit=1, max_size=max(1, args.queue_size))
+    launch = dict(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+                  max_file_size=MAX_UPLOAD, allowed_paths=[str(ASSETS_DIR)], theme=theme(),
+                  css=CSS, show_error=False, footer_links=["api"])
+    return demo, launch
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Build the app from parsed flags and serve it until stopped."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    demo, launch = build(args)
+    demo.launch(**launch)

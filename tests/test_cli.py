@@ -124,7 +124,7 @@ REQUEST_ERRORS = [
     (["generate", "x", *TINY, "--steps", "1"], "Base steps"),
     (["generate", "x", *TINY, "--seed", "1,2", "--batch-size", "3"], "3 but 2 seeds"),
     (["generate", "x", *TINY, "--max-memory", "lots"], "Cannot read 'lots' as a memory size"),
-    (["generate", "x", *TINY, "--device", "cpu", "--dtype", "fp16"], "fp16 is for CUDA"),
+    (["generate", "x", *TINY, "--device", "cpu", "--dtype", "fp16"], "fp16 is for GPUs"),
     (["clip", " ", *TINY], "Write a prompt"),
     (["inpaint", PHOTO, black_mask, "x", *TINY], "The mask is empty"),
     (["info", text_file], "not an image"),

@@ -16,6 +16,8 @@ Full-size GLIDE models with random weights (no checkpoint needed). Sections:
             default budget
   steps     the default step counts and faster choices, with estimated times
   previews  what live previews add to a run (bench.pipeline)
+  fast      a whole default sample against the Fast preset, base and upsampler
+            (estimated from per-step times through the pipeline, bench.solvers)
   gpu       only when CUDA is present (bench.gpu)
 The machine's load average is recorded at the start and end: on a shared machine wall
 times stretch, so process CPU time is recorded beside them.
@@ -35,7 +37,7 @@ from unittest import mock
 import psutil
 import torch
 
-from bench import levers, peak, steps
+from bench import levers, peak, solvers, steps
 from bench.forward import CASES, count_flops, make_inputs
 from bench.pipeline import FullSizeRandomManager, preview_overhead, print_preview_overhead
 from glide_ui import models
@@ -215,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     print("previews (default path, base ddim10 + upsampler 3 steps):", flush=True)
     report["previews"] = preview_overhead(fast, "ddim10", "3", args.preview_runs)
     print_preview_overhead(report["previews"])
+    report["fast_preset"] = solvers.measure(args.runs, fast)
+    solvers.print_report(report["fast_preset"])
     del fast
     if not args.skip_levers:
         report["levers"] = {}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from glide_ui.pipelines.events import Event, Result
+from glide_ui.pipelines.events import Event, Filmstrips, Result
 
 
 def run(events: Iterable[Event]) -> tuple[list[Event], Result]:
-    """Every event of a run, and its one Result (which must come last)."""
+    """Every event of a run, and its one Result (which must come last, but for the
+    Filmstrips that follow it when frames were kept)."""
     events = list(events)
     results = [e for e in events if isinstance(e, Result)]
-    assert len(results) == 1 and events[-1] is results[0]
+    last = events[-2] if isinstance(events[-1], Filmstrips) else events[-1]
+    assert len(results) == 1 and last is results[0]
     return events, results[0]

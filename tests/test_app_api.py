@@ -289,3 +289,14 @@ def test_models_panel_shows_loaded_models_and_downloads():
     assert "Downloading upsample.pt" in html and "400.0 MB of 1.56 GB" in html
     assert 'style="width:25.0%"' in html and "Loading <b>upsample</b>" in html
     assert "8.00 GB budget" in html
+
+
+def test_generate_returns_a_filmstrip_on_request(client):
+    result = client.predict(prompt="a corgi", seed=2, filmstrip=True, api_name="/generate",
+                            **FAST)
+    captions = [item["caption"] for item in result[2]]
+    assert captions == ["seed 2", "seed 2 · filmstrip", "seed 2 · contact sheet"]
+    with Image.open(result[2][1]["image"]) as webp:
+        assert webp.format == "WEBP" and webp.n_frames == 3  # 3 steps < 24 kept frames
+    with Image.open(result[2][2]["image"]) as sheet:
+        assert sheet.width > 3 * 64

@@ -212,3 +212,30 @@ def test_models_panel_shows_what_is_loaded(page):
     expect(status).to_contain_text(str(default.dtype).removeprefix("torch."))
     expect(status).to_contain_text(f"Compute path: {default.describe()}")
     screenshot(page, "models")
+
+
+def test_fast_preset_then_pick_and_upsample_one(page):
+    tab = panel(page, "Generate")
+    if not tab.get_by_label("number input for Base steps").is_visible():
+        tab.get_by_text("Advanced", exact=True).click()
+    tab.get_by_role("button", name="Fast preset").click()
+    for radio in ("glide-sampler", "glide-upsample-sampler"):
+        expect(tab.locator(f".{radio}").get_by_label("DPM-Solver++ 2M", exact=True)
+               ).to_be_checked()
+    expect(tab.get_by_label("number input for Base steps")).to_have_value("15")
+    generate(page, "pick one", seed=5, batch_size=2)  # 4 steps, upsampler off
+    assert gallery_captions(tab) == ["seed 5", "seed 6"]
+    base_url = tab.locator(".glide-gallery img").nth(1).get_attribute("src")
+    base = read_recipe(page.request.get(base_url).body())
+    assert base.settings["sampler"] == "dpmpp_2m" and base.settings["upsample"] is False
+    tab.get_by_label("Pick, then upsample").click()
+    page.get_by_role("option", name="2", exact=True).click()
+    page.keyboard.press("Escape")
+    run_and_watch(tab, "Upsample picked")
+    assert gallery_captions(tab) == ["seed 6"]
+    image = tab.locator(".glide-gallery img").first
+    assert natural_size(image) == (256, 256)
+    recipe = read_recipe(page.request.get(image.get_attribute("src")).body())
+    assert recipe.seed == 6 and recipe.settings["upsample"] is True
+    assert recipe.settings["upsample_sampler"] == "dpmpp_2m"
+    assert recipe.settings["upsample_respacing"] == "10"

@@ -33,6 +33,7 @@ from glide_ui.pipelines.common import (
     upsample,
 )
 from glide_ui.pipelines.events import Event, Result, Status
+from glide_ui.pipelines.filmstrip import filmstrips
 from glide_ui.pipelines.requests import ClipGuidedRequest
 from glide_ui.pipelines.text2im import preview_settings
 
@@ -40,6 +41,7 @@ NOISE_AWARE_CLIP = ("clip/image-enc", "clip/text-enc")
 LOGIT_SCALE = 100.0  # the noise-aware CLIP's; used for OpenAI CLIP too
 
 
+@filmstrips
 def clip_guided(request: ClipGuidedRequest, manager: Any) -> Iterator[Event]:
     """Generate images of the prompt guided by CLIP; see the module docstring.
 

@@ -29,7 +29,8 @@ from glide_ui.glide.guidance import DenoisedFn, ModelFn, conditional_model_fn
 from glide_ui.glide.text import TextCondition
 from glide_ui.glide.tokenizer import get_glide_tokenizer
 from glide_ui.images import quantize, tensor_to_pil
-from glide_ui.pipelines.events import Event, Preview, Progress, Status
+from glide_ui.pipelines import solvers
+from glide_ui.pipelines.events import Event, Frame, Preview, Progress, Status
 from glide_ui.pipelines.requests import MAX_SEED, Request, validate
 from glide_ui.recipe import Recipe
 
@@ -40,7 +41,7 @@ it never equals any image's base noise stream."""
 
 # Request fields that do not change the images, left out of recipes.
 _NOT_SETTINGS = ("prompt", "seed", "batch_size", "preview_interval", "preview_noisy",
-                 "image", "mask")
+                 "image", "mask", "filmstrip_frames")
 
 StageEvents = Generator[Event, None, torch.Tensor]
 
@@ -154,6 +155,7 @@ def per_image_cond(cond_fn: Any) -> Any:
 class PreviewSettings:
     interval: float = 0.5  # seconds; 0 = every step. The first and last step always show.
     noisy: bool = False  # also show x_t
+    frames: int = 0  # filmstrip frames kept per stage (evenly spaced steps); 0 = none
 
 
 def diffuse(stage: str, model: nn.Module, model_fn: ModelFn, generators: list[torch.Generator],
@@ -168,9 +170,17 @@ def diffuse(stage: str, model: nn.Module, model_fn: ModelFn, generators: list[to
     size = size or options["image_size"]
     noise = samplers.initial_noise((len(generators), 3, size, size), generators,
                                    device_of(model)) * temperature
-    run = samplers.ddim if sampler == "ddim" else samplers.ancestral
-    steps = run(diffusion, model_fn, noise, generators, denoised_fn=denoised_fn,
-                cond_fn=cond_fn)
+    if sampler in solvers.SOLVERS:
+        if cond_fn is not None:
+            raise ValueError(f"the {sampler} solver cannot take a condition function")
+        # A solver chooses its own timesteps: the respacing gives only their number.
+        steps = solvers.solve(sampler, options["noise_schedule"], model_fn, noise,
+                              diffusion.num_timesteps, generators, denoised_fn=denoised_fn,
+                              diffusion_steps=options["diffusion_steps"])
+    else:
+        run = samplers.ddim if sampler == "ddim" else samplers.ancestral
+        steps = run(diffusion, model_fn, noise, generators, denoised_fn=denoised_fn,
+                    cond_fn=cond_fn)
     return (yield from follow(stage, steps, preview))
 
 
@@ -184,10 +194,15 @@ def follow(stage: str, steps: Iterator[samplers.SamplerStep], preview: PreviewSe
     """
     last_shown = None
     x = None
+    kept: set[int] = set()
     with closing(steps):
         for step in steps:
             x = step.x_t
             yield Progress(stage, step.step + 1, step.total)
+            if preview.frames and step.step == 0:
+                kept = kept_steps(step.total, preview.frames)
+            if step.step in kept:
+                yield Frame(stage, step.step + 1, step.total, tensor_to_pil(step.pred_x0))
             now = clock()
             edge = step.step == 0 or step.step == step.total - 1
             if edge or last_shown is None or now - last_shown >= preview.interval:
@@ -198,6 +213,16 @@ def follow(stage: str, steps: Iterator[samplers.SamplerStep], preview: PreviewSe
     if x is None:
         raise RuntimeError("the sampler yielded no step")
     return x
+
+
+def kept_steps(total: int, frames: int) -> set[int]:
+    """`frames` evenly spaced steps of 0..total-1, the first and the last among them (all
+    steps when there are fewer): what a filmstrip keeps, whatever the step count."""
+    if frames >= total:
+        return set(range(total))
+    if frames == 1:
+        return {total - 1}
+    return {round(k * (total - 1) / (frames - 1)) for k in range(frames)}
 
 
 def upsample(model: nn.Module, prompt: str, low_res: torch.Tensor, seeds: Sequence[int],

@@ -53,4 +53,25 @@ class Result:
     grid: Image.Image | None = None
 
 
-Event = Status | Progress | Preview | Result
+@dataclass(frozen=True)
+class Frame:
+    """A filmstrip frame: the predicted x0 of every image at one kept step of a stage."""
+
+    stage: str
+    step: int
+    total: int
+    images: list[Image.Image]
+
+
+@dataclass(frozen=True)
+class Filmstrips:
+    """How each image of the last Result formed: an animated WebP (bytes) and a contact
+    sheet of the kept frames, in the pipeline's order (`seeds[i]` is image i's seed; a
+    ranking that reorders the Result does not reorder these)."""
+
+    animations: list[bytes]
+    sheets: list[Image.Image]
+    seeds: list[int]
+
+
+Event = Status | Progress | Preview | Result | Frame | Filmstrips

@@ -39,6 +39,7 @@ from glide_ui.pipelines.common import (
     upsample,
 )
 from glide_ui.pipelines.events import Event, Result
+from glide_ui.pipelines.filmstrip import filmstrips
 from glide_ui.pipelines.requests import InpaintRequest
 from glide_ui.pipelines.text2im import guided_base, preview_settings
 
@@ -69,6 +70,7 @@ def prepare_patch(image: Image.Image, mask: np.ndarray, feather: int) -> Patch:
     return Patch(box, images, known)
 
 
+@filmstrips
 def inpaint(request: InpaintRequest, manager: Any) -> Iterator[Event]:
     """Repaint the masked part of `request.image`; see the module docstring."""
     request, seeds = yield from begin(request)

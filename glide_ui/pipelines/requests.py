@@ -15,9 +15,11 @@ from glide_ui.errors import RequestError
 from glide_ui.glide.diffusion import space_timesteps
 from glide_ui.images import load_image, mask_from_editor
 from glide_ui.pipelines.events import Status
+from glide_ui.pipelines.solvers import SOLVERS
 from glide_ui.recipe import Recipe
 
-Sampler = Literal["ancestral", "ddim"]
+# The reference's samplers, then the diffusers solvers (glide_ui.pipelines.solvers.SOLVERS).
+Sampler = Literal["ancestral", "ddim", "dpmpp_2m", "dpmpp_2m_sde", "unipc", "euler_a", "heun"]
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Text2ImRequest:
     preview_interval: float = 0.5  # seconds between previews; first and last always shown
     preview_noisy: bool = False
     upsample_sampler: Sampler = "ddim"  # as the reference text2im notebook
+    filmstrip_frames: int = 0  # keep this many evenly spaced previews per stage (0 = none)
 
 
 @dataclass
@@ -52,6 +55,7 @@ class ClipGuidedRequest:
     preview_interval: float = 0.5
     preview_noisy: bool = False
     upsample_sampler: Sampler = "ddim"  # as the reference clip_guided notebook
+    filmstrip_frames: int = 0  # keep this many evenly spaced previews per stage (0 = none)
 
 
 @dataclass
@@ -74,6 +78,7 @@ class InpaintRequest:
     preview_interval: float = 0.5
     preview_noisy: bool = False
     upsample_sampler: Sampler = "ancestral"  # as the reference inpaint notebook
+    filmstrip_frames: int = 0  # keep this many evenly spaced previews per stage (0 = none)
 
 
 Request = Text2ImRequest | ClipGuidedRequest | InpaintRequest
@@ -94,8 +99,15 @@ MAX_MASK_PIXELS = 256  # mask grow and feather, in pixels of the input image
 MIN_IMAGE_SIDE = 8
 DIFFUSION_STEPS = 1000  # every GLIDE model is trained with 1000 steps
 MIN_STEPS = 2
-SAMPLERS = ("ancestral", "ddim")
+MAX_FILMSTRIP_FRAMES = 64  # per stage: the memory bound, whatever the step count
+REFERENCE_SAMPLERS = ("ancestral", "ddim")
+SAMPLERS = (*REFERENCE_SAMPLERS, *SOLVERS)
+SOLVER_LABELS = {name: solver.label for name, solver in SOLVERS.items()}
 CLIP_SOURCES = ("glide", "openai")
+FAST_PRESET = {"sampler": "dpmpp_2m", "base_respacing": "15",
+               "upsample_sampler": "dpmpp_2m", "upsample_respacing": "10"}
+"""The one-click Fast settings: DPM-Solver++ 2M, 15 base and 10 upsampler steps (the
+README gives the published evidence and the bench figures)."""
 
 
 def validate(request: Request) -> tuple[Request, list[Status]]:
@@ -137,6 +149,8 @@ def _validate_common(request: Request, allow_empty_prompt: bool) -> tuple[dict, 
         preview_interval=_float("Preview interval", request.preview_interval,
                                 *PREVIEW_INTERVAL_RANGE),
         preview_noisy=bool(request.preview_noisy),
+        filmstrip_frames=_int("Filmstrip frames", request.filmstrip_frames, 0,
+                              MAX_FILMSTRIP_FRAMES),
     )
     return changes, notices
 
@@ -151,6 +165,10 @@ def _validate_text2im(request: Text2ImRequest) -> tuple[Text2ImRequest, list[Sta
 def _validate_clip_guided(request: ClipGuidedRequest) -> tuple[ClipGuidedRequest, list[Status]]:
     changes, notices = _validate_common(request, allow_empty_prompt=False)
     changes["clip_source"] = _choice("CLIP source", request.clip_source, CLIP_SOURCES)
+    if changes["sampler"] not in REFERENCE_SAMPLERS:
+        raise RequestError(f"CLIP guidance works with the {' and '.join(REFERENCE_SAMPLERS)} "
+                           f"samplers only (it shifts their mean or score); "
+                           f"{changes['sampler']!r} cannot take it.")
     changes["clip_scale"] = _float("CLIP guidance scale", request.clip_scale, *CLIP_SCALE_RANGE)
     changes["openai_clip_model"] = _choice("OpenAI CLIP model", request.openai_clip_model,
                                            OPENAI_CLIP_NAMES)

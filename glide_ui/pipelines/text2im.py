@@ -4,13 +4,16 @@ reference text2im notebook does it."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
 
+from glide_ui.errors import RequestError
 from glide_ui.glide.guidance import cfg_model_fn
-from glide_ui.images import tensor_to_pil
+from glide_ui.images import pil_to_tensor, tensor_to_pil
 from glide_ui.pipelines.common import (
     PreviewSettings,
     StageEvents,
@@ -25,9 +28,12 @@ from glide_ui.pipelines.common import (
     upsample,
 )
 from glide_ui.pipelines.events import Event, Result
-from glide_ui.pipelines.requests import Text2ImRequest
+from glide_ui.pipelines.filmstrip import filmstrips
+from glide_ui.pipelines.requests import Text2ImRequest, request_from_recipe
+from glide_ui.recipe import Recipe
 
 
+@filmstrips
 def text2im(request: Text2ImRequest, manager: Any) -> Iterator[Event]:
     """Generate `request.batch_size` images of the prompt; see the module docstring."""
     request, seeds = yield from begin(request)
@@ -56,4 +62,41 @@ def guided_base(model: nn.Module, request: Any, seeds: Sequence[int],
 
 
 def preview_settings(request: Any) -> PreviewSettings:
-    return PreviewSettings(request.preview_interval, request.preview_noisy)
+    return PreviewSettings(request.preview_interval, request.preview_noisy,
+                           request.filmstrip_frames)
+
+
+@filmstrips
+def upsample_picked(picks: Sequence[tuple[Image.Image, Recipe]], manager: Any,
+                    **overrides: Any) -> Iterator[Event]:
+    """Upsample base-only results the user picked, after the fact.
+
+    `picks` are (64 px image, its recipe) pairs from runs with `upsample=False`, of one
+    prompt and settings (several runs' picks are refused). The 8-bit image is exactly what
+    the upsampler would have seen in one go (it quantizes the base sample to 8 bits), and
+    its noise comes from the image's own seed, so each result is pixel-identical to the
+    same seed and settings upsampled in one go, with the same recipe. `overrides` (e.g.
+    preview_interval) go into the request. Raises RequestError for anything else.
+    """
+    if not picks:
+        raise RequestError("Pick one or more base images to upsample.")
+    requests = [request_from_recipe(recipe, **overrides) for _, recipe in picks]
+    if any(recipe.pipeline != "text2im" for _, recipe in picks):
+        raise RequestError("Only Generate (text to image) results can be upsampled later.")
+    settings = {replace(r, seed=0, upsample=True) == replace(requests[0], seed=0, upsample=True)
+                for r in requests}
+    if settings != {True}:
+        raise RequestError("The picked images come from different prompts or settings; "
+                           "upsample them one run at a time.")
+    if any(image.size != (64, 64) for image, _ in picks):
+        raise RequestError("Upsample later takes the 64 px base images (a run with "
+                           "'Upsample to 256 px' off).")
+    seeds = [recipe.seed for _, recipe in picks]
+    request, _ = yield from begin(replace(requests[0], upsample=True))
+    yield from loading_notices(manager, ("upsample",))
+    with manager.use("upsample") as (model,):
+        x = yield from upsample(model, request.prompt, pil_to_tensor([i for i, _ in picks]),
+                                seeds, request.upsample_respacing, request.upsample_sampler,
+                                request.upsample_temp, preview_settings(request))
+    yield Result(tensor_to_pil(x), make_recipes("text2im", request, seeds, manager,
+                                                ("base", "upsample")))

@@ -32,10 +32,10 @@ def build(backend: Backend) -> TabHandles:
     @user_errors
     def clip_guided(prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
                     cfg_scale, sampler, steps, upsample, upsample_steps, upsample_temp,
-                    base_respacing, upsample_sampler, openai_clip_model,
+                    base_respacing, upsample_sampler, filmstrip, openai_clip_model,
                     request: gr.Request = None):
         sampling = sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
-                                   base_respacing, upsample_sampler)
+                                   base_respacing, upsample_sampler, filmstrip)
         if compare_with_cfg:
             cfg_request = Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
                                          guidance_scale=cfg_scale, **sampling)
@@ -68,13 +68,13 @@ def build(backend: Backend) -> TabHandles:
                                                  "Used by the comparison image only.",
                                                  GUIDANCE_SCALE_RANGE)
             with gr.Accordion("Advanced", open=False):
-                sampling = widgets.sampler_controls()
+                sampling = widgets.sampler_controls(solvers=False)
                 openai_clip_model = gr.Dropdown(
                     list(OPENAI_CLIP_NAMES), value=ClipGuidedRequest.openai_clip_model,
                     label="OpenAI CLIP model",
                     info="The CLIP that guides when the source is OpenAI CLIP.")
             widgets.example_prompts(prompt, EXAMPLES)
-        area, actions, rank_button = widgets.results_column()
+        area, actions, rank_button, _ = widgets.results_column()
 
     inputs = [prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
               cfg_scale, *sampling.inputs(), openai_clip_model]

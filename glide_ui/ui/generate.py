@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gradio as gr
 
+from glide_ui.images import load_image, read_recipe
 from glide_ui.pipelines.rank import ranked
-from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, Text2ImRequest
+from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, MAX_BATCH_SIZE, Text2ImRequest
 from glide_ui.pipelines.sweep import MAX_SWEEP_VALUES
 from glide_ui.pipelines.sweep import sweep as run_sweep
-from glide_ui.pipelines.text2im import text2im
+from glide_ui.pipelines.text2im import text2im, upsample_picked
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles, user_of
 from glide_ui.ui.gpu import on_gpu
@@ -42,25 +43,56 @@ def parse_values(text: str) -> list[float]:
     return values
 
 
+def picked_results(gallery: list | None, numbers: list | None, selected: int | None) -> list:
+    """(image, recipe) of the gallery images numbered in `numbers` (1-based), else of the
+    one clicked in the gallery (`selected`), else of the first."""
+    if not gallery:
+        raise gr.Error("There is no result yet: generate with 'Upsample to 256 px' off first.")
+    indices = sorted({int(n) - 1 for n in numbers or []}) or [selected or 0]
+    if any(not 0 <= i < len(gallery) for i in indices):
+        raise gr.Error(f"The gallery holds {len(gallery)} image(s); pick from 1 to "
+                       f"{len(gallery)}.")
+    picks = []
+    for i in indices:
+        path = widgets.picked_path(gallery, i)
+        recipe = read_recipe(path)
+        if recipe is None:
+            raise gr.Error(f"Image {i + 1} carries no recipe: it cannot be upsampled later.")
+        picks.append((load_image(path), recipe))
+    return picks
+
+
+def pick_controls() -> tuple[gr.Dropdown, gr.Button]:
+    with gr.Row(equal_height=True):
+        numbers = gr.Dropdown([str(n) for n in range(1, MAX_BATCH_SIZE + 1)],
+                              multiselect=True, label="Pick, then upsample",
+                              info="With 'Upsample to 256 px' off, the 64 px base images come "
+                                   "first; pick their numbers (or click one) to upsample only "
+                                   "those.", scale=3, elem_classes=["glide-pick"])
+        button = gr.Button("Upsample picked", scale=1)
+    return numbers, button
+
+
 def build(backend: Backend) -> TabHandles:
     manager, store = backend.manager, backend.store
 
     def text2im_request(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
                         upsample_steps, upsample_temp, base_respacing,
-                        upsample_sampler) -> Text2ImRequest:
+                        upsample_sampler, filmstrip) -> Text2ImRequest:
         return Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
                               guidance_scale=guidance_scale,
                               **sampling_fields(sampler, steps, upsample, upsample_steps,
                                                 upsample_temp, base_respacing,
-                                                upsample_sampler))
+                                                upsample_sampler, filmstrip))
 
     @user_errors
     def generate(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
-                 upsample_steps, upsample_temp, base_respacing, upsample_sampler,
+                 upsample_steps, upsample_temp, base_respacing, upsample_sampler, filmstrip,
                  rank_with_clip, request: gr.Request = None):
         events = text2im(text2im_request(prompt, batch_size, seed, guidance_scale, sampler,
                                          steps, upsample, upsample_steps, upsample_temp,
-                                         base_respacing, upsample_sampler), manager)
+                                         base_respacing, upsample_sampler, filmstrip),
+                         manager)
         if rank_with_clip:
             events = ranked(events, prompt, manager)
         yield from render(events, store, user_of(request))
@@ -68,12 +100,18 @@ def build(backend: Backend) -> TabHandles:
     @user_errors
     def sweep(prompt, sweep_param, sweep_values, seed, guidance_scale, sampler, steps,
               upsample, upsample_steps, upsample_temp, base_respacing, upsample_sampler,
-              request: gr.Request = None):
+              filmstrip, request: gr.Request = None):
         base = text2im_request(prompt, 1, seed, guidance_scale, sampler, steps, upsample,
-                               upsample_steps, upsample_temp, base_respacing, upsample_sampler)
+                               upsample_steps, upsample_temp, base_respacing, upsample_sampler,
+                               filmstrip)
         yield from render(run_sweep(base, manager, param=sweep_param,
                                     values=parse_values(sweep_values)), store,
                           user_of(request))
+
+    @user_errors
+    def upsample_later(gallery, numbers, selected, request: gr.Request = None):
+        picks = picked_results(gallery, numbers, selected)
+        yield from render(upsample_picked(picks, manager), store, user_of(request))
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
@@ -95,7 +133,8 @@ def build(backend: Backend) -> TabHandles:
                                                "and noise, shown as a labelled grid.")
                 sweep_button = gr.Button("Run sweep")
             widgets.example_prompts(prompt, EXAMPLES)
-        area, actions, rank_button = widgets.results_column()
+        area, actions, rank_button, (pick_numbers, upsample_button) = \
+            widgets.results_column(pick_controls)
 
     gen_inputs = [prompt, batch_size, seed, guidance_scale, *sampling.inputs(), rank_with_clip]
     runs = [
@@ -108,6 +147,10 @@ def build(backend: Backend) -> TabHandles:
                                            guidance_scale, *sampling.inputs()],
                            area.outputs(), api_name="sweep", concurrency_id=GPU_QUEUE,
                            show_progress="hidden"),
+        upsample_button.click(on_gpu(upsample_later),
+                              [area.gallery, pick_numbers, actions.selected], area.outputs(),
+                              api_name="upsample_picked", concurrency_id=GPU_QUEUE,
+                              show_progress="hidden"),
         rank_button.click(on_gpu(rank_handler(manager)), [area.gallery, prompt],
                           area.gallery, api_name="rank", concurrency_id=GPU_QUEUE),
     ]

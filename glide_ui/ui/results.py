@@ -16,7 +16,7 @@ from PIL import Image
 
 from glide_ui.history import History, HistoryError, result_png
 from glide_ui.images import make_grid
-from glide_ui.pipelines.events import Result
+from glide_ui.pipelines.events import Filmstrips, Result
 
 log = logging.getLogger("glide_ui.ui")
 
@@ -67,6 +67,21 @@ class ResultStore:
             path.write_bytes(data)
             paths.append(path)
         return Saved(paths, problem)
+
+    def save_filmstrips(self, film: Filmstrips) -> list[tuple[str, str]]:
+        """The page's copies of `film` (animated WebP, contact-sheet PNG) as gallery items
+        captioned with each image's seed."""
+        folder = self._new_folder()
+        items = []
+        for index, (data, sheet, seed) in enumerate(zip(film.animations, film.sheets,
+                                                         film.seeds, strict=True)):
+            animation = folder / f"glide-filmstrip-{seed}-{index}.webp"
+            animation.write_bytes(data)
+            contact = folder / f"glide-contact-sheet-{seed}-{index}.png"
+            sheet.save(contact)
+            items += [(str(animation), f"seed {seed} · filmstrip"),
+                      (str(contact), f"seed {seed} · contact sheet")]
+        return items
 
     def _new_folder(self) -> Path:
         folder = self.root / uuid.uuid4().hex

@@ -11,6 +11,7 @@ from glide_ui.models import TINY_CHECKPOINT_PREFIX
 from glide_ui.pipelines.requests import respacing_steps
 from glide_ui.recipe import Recipe
 
+FILMSTRIP_FRAMES = 24  # per stage, when the page's "Keep a filmstrip" is ticked
 # Recipe settings that record where and from what an image was made (not widgets).
 RECORD_ONLY = ("device", "dtype", "compute_path", "image_size", "image_sha256", "mask_sha256")
 # Recipe settings -> the widget (handler parameter) that holds each, beyond the ones with
@@ -21,14 +22,15 @@ _SAME_NAME = ("sampler", "upsample", "upsample_temp", "upsample_sampler", "clip_
 
 def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: str,
                     upsample_temp: float, base_respacing: str | None = "",
-                    upsample_sampler: str = "ddim") -> dict[str, Any]:
+                    upsample_sampler: str = "ddim", filmstrip: bool = False) -> dict[str, Any]:
     """Request keyword arguments from the "Advanced" sampler widgets.
 
     `base_respacing`, when not blank, is the exact spacing ("ddim25", "fast27",
     "10,10,3,2,2") and overrides `steps` (evenly spaced, as the reference). Numbers are
     passed on as sent: the request's validation refuses a fractional, NaN or non-numeric
     value with a message naming the field (a conversion here would crash on them, or
-    quietly turn 2.5 steps into 2)."""
+    quietly turn 2.5 steps into 2). `filmstrip` keeps FILMSTRIP_FRAMES previews per stage
+    (not a recipe setting: it does not change the images)."""
     spacing = base_respacing.strip() if isinstance(base_respacing, str) else ""
     return {
         "sampler": sampler,
@@ -37,6 +39,7 @@ def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: 
         "upsample_respacing": str(upsample_steps),
         "upsample_temp": upsample_temp,
         "upsample_sampler": upsample_sampler,
+        "filmstrip_frames": FILMSTRIP_FRAMES if filmstrip else 0,
     }
 
 

@@ -15,7 +15,7 @@ import gradio as gr
 
 from glide_ui.errors import GlideUIError
 from glide_ui.heap import release_heap
-from glide_ui.pipelines.events import Event, Preview, Progress, Result, Status
+from glide_ui.pipelines.events import Event, Filmstrips, Preview, Progress, Result, Status
 from glide_ui.ui.results import ResultStore, gallery_items, preview_image
 
 log = logging.getLogger("glide_ui.ui")
@@ -67,6 +67,7 @@ class _RunState:
     eta: _Eta = field(default_factory=_Eta)
     notes: list[str] = field(default_factory=list)
     last_sent: float = 0.0  # when the last step update went out
+    gallery: list = field(default_factory=list)  # the last result's items
 
 
 def progress_html(label: str, fraction: float, detail: str = "") -> str:
@@ -159,7 +160,11 @@ def _update(event: Event, state: _RunState, store: ResultStore, user: str | None
             gr.Warning(saved.problem)
         done = progress_html(f"Done: {len(saved.paths)} image(s)", 1.0)
         overview = event.grid if event.grid is not None else preview_image(event.images)
-        return overview, done, gallery_items(saved.paths, event), _notes_md(state)
+        state.gallery = gallery_items(saved.paths, event)
+        return overview, done, state.gallery, _notes_md(state)
+    if isinstance(event, Filmstrips):
+        state.gallery = state.gallery + store.save_filmstrips(event)
+        return skip(), skip(), state.gallery, skip()
     return None
 
 

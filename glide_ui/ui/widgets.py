@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -11,17 +12,22 @@ import gradio as gr
 from glide_ui.errors import RequestError
 from glide_ui.pipelines.requests import (
     DIFFUSION_STEPS,
+    FAST_PRESET,
     MAX_BATCH_SIZE,
     MAX_SEED,
+    SOLVER_LABELS,
     UPSAMPLE_TEMP_RANGE,
     respacing_steps,
 )
 from glide_ui.ui.streaming import RunArea, idle_progress
 
-UPSAMPLE_STEPS = ["fast27", "27", "50", "100", "250"]
-SAMPLERS = [("Ancestral (as in the paper)", "ancestral"), ("DDIM (deterministic)", "ddim")]
+UPSAMPLE_STEPS = ["fast27", "10", "27", "50", "100", "250"]
+REFERENCE_SAMPLERS = [("Ancestral (as in the paper)", "ancestral"),
+                      ("DDIM (deterministic)", "ddim")]
+SAMPLERS = REFERENCE_SAMPLERS + [(label, name) for name, label in SOLVER_LABELS.items()]
 
 C = TypeVar("C", bound=gr.components.Component)
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,6 +41,7 @@ class SamplerControls:
     upsample_temp: gr.Slider
     base_respacing: gr.Textbox
     upsample_sampler: gr.Radio
+    filmstrip: gr.Checkbox
 
     def inputs(self) -> list[gr.components.Component]:
         return list(self.by_name().values())
@@ -45,7 +52,7 @@ class SamplerControls:
         return {"sampler": self.sampler, "steps": self.steps, "upsample": self.upsample,
                 "upsample_steps": self.upsample_steps, "upsample_temp": self.upsample_temp,
                 "base_respacing": self.base_respacing,
-                "upsample_sampler": self.upsample_sampler}
+                "upsample_sampler": self.upsample_sampler, "filmstrip": self.filmstrip}
 
 
 @dataclass
@@ -101,11 +108,25 @@ def seed_box() -> gr.Number:
     return seed
 
 
-def sampler_controls(default_steps: int = 100, upsample_sampler: str = "ddim") \
-        -> SamplerControls:
-    """The "Advanced" sampler widgets; `upsample_sampler` is the tab's reference notebook's."""
-    sampler = gr.Radio(SAMPLERS, value="ancestral", label="Sampler",
-                       elem_classes=["glide-sampler"])
+def sampler_controls(default_steps: int = 100, upsample_sampler: str = "ddim",
+                     solvers: bool = True) -> SamplerControls:
+    """The "Advanced" sampler widgets; `upsample_sampler` is the tab's reference notebook's.
+    With `solvers`, the diffusers solvers are offered for the base too, with a one-click
+    Fast preset; without (CLIP guidance), a note says why not. The upsampler, never
+    CLIP-guided, may use a solver on every tab."""
+    if solvers:
+        sampler = gr.Radio(SAMPLERS, value="ancestral", label="Sampler",
+                           elem_classes=["glide-sampler"],
+                           info="DPM-Solver++, UniPC, Euler a and Heun come from diffusers; "
+                                "the Fast preset also sets the upsampler's.")
+        fast = gr.Button("Fast preset", size="sm", elem_classes=["glide-fast"])
+    else:
+        sampler = gr.Radio(REFERENCE_SAMPLERS, value="ancestral", label="Sampler",
+                           elem_classes=["glide-sampler"],
+                           info="CLIP guidance shifts the ancestral mean or the DDIM score; "
+                                "the fast solvers cannot take it (they are on the Generate "
+                                "and Inpaint tabs).")
+        fast = None
     steps = pipeline_checked(gr.Slider(1, DIFFUSION_STEPS, value=default_steps, step=1,
                                        label="Base steps",
                                        info="The reference uses 100; DDIM works with fewer."))
@@ -130,8 +151,16 @@ def sampler_controls(default_steps: int = 100, upsample_sampler: str = "ddim") \
                 show_progress="hidden")  # in the page alone: no call to the server
     base_respacing.input(_steps_of, base_respacing, steps, queue=False,
                          api_visibility="private", show_progress="hidden")
+    if fast is not None:
+        fast.click(lambda: (FAST_PRESET["sampler"], int(FAST_PRESET["base_respacing"]), "",
+                            FAST_PRESET["upsample_sampler"], FAST_PRESET["upsample_respacing"]),
+                   outputs=[sampler, steps, base_respacing, upsampler, upsample_steps],
+                   queue=False, api_visibility="private")
+    filmstrip = gr.Checkbox(False, label="Keep a filmstrip",
+                            info="An animated WebP and a contact sheet of how each image "
+                                 "formed, after the results.")
     return SamplerControls(sampler, steps, upsample, upsample_steps, upsample_temp,
-                           base_respacing, upsampler)
+                           base_respacing, upsampler, filmstrip)
 
 
 def _steps_of(spec: str):
@@ -166,15 +195,17 @@ def example_prompts(prompt: gr.Textbox, examples: list[str]) -> gr.Examples:
                        api_visibility="private")
 
 
-def results_column() -> tuple[RunArea, ResultActions, gr.Button]:
+def results_column(extra: Callable[[], T] | None = None
+                   ) -> tuple[RunArea, ResultActions, gr.Button, T | None]:
     """The right-hand column of a text tab: the run area, then "send to inpaint" and a
-    "rank with CLIP" button under the gallery."""
+    "rank with CLIP" button under the gallery, then what `extra()` builds (and returns)."""
     with gr.Column(scale=6, min_width=320):
         area = run_area()
         with gr.Row():
             actions = result_actions(area)
             rank_button = gr.Button("Rank these with CLIP", size="sm")
-    return area, actions, rank_button
+        built = extra() if extra is not None else None
+    return area, actions, rank_button, built
 
 
 def result_actions(area: RunArea) -> ResultActions:

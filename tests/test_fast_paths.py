@@ -288,9 +288,8 @@ def test_the_manager_prepares_cpu_models_channels_last(tiny_models) -> None:
         assert conv.weight.is_contiguous(memory_format=CL) and not conv.weight.is_contiguous()
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
-def test_fp32_fast_path_agrees_with_the_exact_path(name: str, tiny_models, switches) -> None:
-    fast, exact = tiny_models[name]["fp32"], tiny_models[name]["exact"]
+def _under_each_switch(model: torch.nn.Module, exact: torch.nn.Module):
+    """The exact model's output, and `model`'s with each (fused norms, prepacking) switch."""
     inputs = _inputs(exact.options)
     with torch.no_grad():
         expected = exact(**inputs)
@@ -298,7 +297,14 @@ def test_fp32_fast_path_agrees_with_the_exact_path(name: str, tiny_models, switc
         for fused in (False, True):
             for prepack in (False, True):
                 glide_nn.FUSED_NORMS, glide_nn.PREPACKING = fused, prepack
-                outputs[fused, prepack] = fast(**inputs)
+                outputs[fused, prepack] = model(**inputs)
+    return expected, outputs
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_fp32_fast_path_agrees_with_the_exact_path(name: str, tiny_models, switches) -> None:
+    fast, exact = tiny_models[name]["fp32"], tiny_models[name]["exact"]
+    expected, outputs = _under_each_switch(fast, exact)
     assert (packed_bytes(fast) > 0) == (torch.float32 in glide_nn.PREPACKED_DTYPES)
     assert packed_bytes(exact) == 0  # the contiguous model never packs
     for key, out in outputs.items():
@@ -308,14 +314,7 @@ def test_fp32_fast_path_agrees_with_the_exact_path(name: str, tiny_models, switc
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_bf16_path_agrees_with_fp32(name: str, tiny_models, switches) -> None:
     bf16, exact = tiny_models[name]["bf16"], tiny_models[name]["exact"]
-    inputs = _inputs(exact.options)
-    with torch.no_grad():
-        expected = exact(**inputs)
-        outputs = {}
-        for fused in (False, True):
-            for prepack in (False, True):
-                glide_nn.FUSED_NORMS, glide_nn.PREPACKING = fused, prepack
-                outputs[fused, prepack] = bf16(**inputs)
+    expected, outputs = _under_each_switch(bf16, exact)
     assert (packed_bytes(bf16) > 0) == (torch.bfloat16 in glide_nn.PREPACKED_DTYPES), \
         path_of(torch.bfloat16)
     assert torch.isfinite(expected).all() and expected.abs().max() > 0.1

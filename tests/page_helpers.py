@@ -139,8 +139,20 @@ def paint_stroke(page: Page, editor, start: tuple[float, float], end: tuple[floa
     page.mouse.up()
 
 
-def natural_size(image) -> tuple[int, int]:
-    return tuple(image.evaluate("img => [img.naturalWidth, img.naturalHeight]"))
+def natural_size(image, timeout_ms: int = 60_000) -> tuple[int, int]:
+    """The picture's own size once the browser has decoded it (a result that has just
+    arrived may still be loading on a busy machine, and a lazy <img> loads only once it is
+    scrolled into view, as a person would); (0, 0) if it never loads."""
+    image.scroll_into_view_if_needed()
+    return tuple(image.evaluate("""(img, timeout) => {
+        const size = () => [img.naturalWidth, img.naturalHeight];
+        if (img.complete && img.naturalWidth) return size();
+        return new Promise(resolve => {
+            img.addEventListener("load", () => resolve(size()), {once: true});
+            img.addEventListener("error", () => resolve(size()), {once: true});
+            setTimeout(() => resolve(size()), timeout);
+        });
+    }""", timeout_ms))
 
 
 def image_at(page: Page, image) -> np.ndarray:

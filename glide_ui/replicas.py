@@ -19,6 +19,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,8 @@ log = logging.getLogger("glide_ui.replicas")
 APP_NAME = "glide-ui"
 DEPLOYMENT_NAME = "pipelines"
 PIPELINE_PACKAGE = "glide_ui.pipelines"
+LOST = ("The worker running this request stopped (its replica was lost), so the request "
+        "ended. Run it again: the other workers go on and a new one is starting.")
 
 
 class ReplicaLost(GlideUIError):
@@ -157,15 +160,14 @@ class RayRunner:
         streamed = False
         for attempt in (1, 2):
             try:
-                for event in self._stream(pipeline, args, kwargs):
-                    streamed = True
-                    yield event
+                with closing(self._stream(pipeline, args, kwargs)) as events:
+                    for event in events:
+                        streamed = True
+                        yield event
                 return
             except RayActorError:
                 if streamed or attempt == 2:
-                    raise ReplicaLost("The worker running this request stopped (its replica "
-                                      "was lost), so the request ended. Run it again: the "
-                                      "other workers go on and a new one is starting.") from None
+                    raise ReplicaLost(LOST) from None
                 log.warning("replica lost before %s streamed anything; sending it again",
                             pipeline.__name__)
 
@@ -189,16 +191,20 @@ class RayRunner:
             response.cancel()  # Stop (the generator closed); nothing once it has finished
 
     def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        for attempt in (1, 2):
-            try:
-                return self.handle.call.remote(function, args, kwargs).result()
-            except RayTaskError as error:
-                raise _cause(error) from None
-            except RayActorError:
-                if attempt == 2:
-                    raise ReplicaLost("The worker running this request stopped twice; try "
-                                      "again in a moment.") from None
-        raise AssertionError("unreachable")
+        try:
+            return self._call(function, args, kwargs)
+        except RayActorError:  # nothing came back: once more
+            log.warning("replica lost during %s; sending it again", function.__name__)
+        try:
+            return self._call(function, args, kwargs)
+        except RayActorError:
+            raise ReplicaLost(LOST) from None
+
+    def _call(self, function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        try:
+            return self.handle.call.remote(function, args, kwargs).result()
+        except RayTaskError as error:
+            raise _cause(error) from None
 
 
 def _cause(error: RayTaskError) -> BaseException:

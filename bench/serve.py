@@ -74,8 +74,6 @@ def main() -> None:
     cores = os.cpu_count() or 1
     print(f"load: {args.requests} text2im requests, tiny models, {args.steps} base + 3 "
           f"upsampler steps; {cores} cores; load average {os.getloadavg()[0]:.2f}")
-    print(f"single process ({torch.get_num_threads()} threads, one at a time): "
-          f"{single_process(requests):.1f} requests/min")
     started = time.monotonic()
     ray.init(num_cpus=cores, include_dashboard=False, object_store_memory=100 * 2**20)
     print(f"ray.init (local instance): {time.monotonic() - started:.1f} s")
@@ -86,6 +84,8 @@ def main() -> None:
               f"{rate:.1f} requests/min")
     serve.shutdown()
     ray.shutdown()
+    print(f"single process ({torch.get_num_threads()} threads, one at a time): "
+          f"{single_process(requests):.1f} requests/min")
 
 
 if __name__ == "__main__":

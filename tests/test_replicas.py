@@ -97,7 +97,7 @@ def wait_for_replicas(count: int = REPLICAS, limit: float = 180) -> None:
         time.sleep(0.5)
 
 
-def max_overlap(spans: list[tuple[float, float]], margin: float = 0.25) -> int:
+def max_overlap(spans: list[tuple[float, float]], margin: float = 0.5) -> int:
     """The most spans running at one moment (each end pulled in by `margin` seconds, for
     the time an update takes to reach its client)."""
     edges = sorted([(start, 1) for start, _ in spans] + [(end - margin, -1) for _, end in spans])
@@ -142,44 +142,49 @@ def test_four_clients_run_two_at_a_time_with_the_single_process_pixels(front, ma
     assert sorted(results) == [0, 1, 2, 3]
     assert max_overlap(list(spans.values())) == REPLICAS, spans
     for n, (prompt, seed) in enumerate(recipes):
-        gallery = results[n][2]
-        assert [item["caption"] for item in gallery] == [f"seed {seed}"]
-        with Image.open(gallery[0]["image"]) as image:
+        assert captions(results[n]) == [f"seed {seed}"]
+        with Image.open(results[n][2][0]["image"]) as image:
             served = np.asarray(image.convert("RGB"))
         np.testing.assert_array_equal(served, reference(prompt, seed, manager)[0])
 
 
-def test_a_replica_killed_mid_run_ends_only_its_request(front):
+def both_replicas_busy(front: Front, first: tuple, second: tuple) -> tuple:
+    """Jobs (prompt, seed, settings) `first`, then `second` once `first` streams (so each
+    has its own replica): both jobs, once `second` streams too, and `first`'s replica."""
     wait_for_replicas()
-    victim = generate(Client(front.url, verbose=False), "victim", 1, **LONG)
-    first_update(victim)
-    other = generate(Client(front.url, verbose=False), "other", 2, **FAST)
-    first_update(other)
-    replica = served_by(front, "victim")
+    jobs = []
+    for prompt, seed, settings in (first, second):
+        jobs.append(generate(Client(front.url, verbose=False), prompt, seed, **settings))
+        first_update(jobs[-1])
+    return jobs[0], jobs[1], served_by(front, first[0])
+
+
+def captions(result: tuple) -> list[str]:
+    return [item["caption"] for item in result[2]]
+
+
+def generated(front: Front, prompt: str, seed: int) -> tuple:
+    return Client(front.url, verbose=False).predict(prompt=prompt, seed=seed,
+                                                    api_name="/generate", **FAST)
+
+
+def test_a_replica_killed_mid_run_ends_only_its_request(front):
+    victim, other, replica = both_replicas_busy(front, ("victim", 1, LONG), ("other", 2, FAST))
     ray.kill(replica.actor, no_restart=True)
     with pytest.raises(AppError, match="replica was lost"):
         victim.result()
-    assert [item["caption"] for item in other.result()[2]] == ["seed 2"]
-    after = Client(front.url, verbose=False).predict(prompt="after", seed=3,
-                                                     api_name="/generate", **FAST)
-    assert [item["caption"] for item in after[2]] == ["seed 3"]
+    assert captions(other.result()) == ["seed 2"]
+    assert captions(generated(front, "after", 3)) == ["seed 3"]
     wait_for_replicas()  # Ray replaced the killed replica
 
 
 def test_stop_frees_the_replica_that_ran_the_request(front):
-    wait_for_replicas()
-    stopped = generate(Client(front.url, verbose=False), "stopped", 4, **LONG)
-    first_update(stopped)
-    busy = generate(Client(front.url, verbose=False), "busy", 5, **LONG)
-    first_update(busy)
-    replica = served_by(front, "stopped")
+    stopped, busy, replica = both_replicas_busy(front, ("stopped", 4, LONG), ("busy", 5, LONG))
     try:
         assert stopped.cancel()
         assert server_goes_idle(psutil.Process(replica.pid)), "the replica kept working"
         assert all(args[0].prompt != "stopped" for _, args in front.runner.running.values())
-        after = Client(front.url, verbose=False).predict(prompt="next", seed=6,
-                                                         api_name="/generate", **FAST)
-        assert [item["caption"] for item in after[2]] == ["seed 6"]
+        assert captions(generated(front, "next", 6)) == ["seed 6"]
         assert not busy.done(), "the next request waited for the other replica"
     finally:
         busy.cancel()

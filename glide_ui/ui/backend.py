@@ -61,6 +61,11 @@ class Backend:
         """How many requests may run at once."""
         return 1 if self.runner is None else self.runner.slots
 
+    @property
+    def shares_files(self) -> bool:
+        """Whether pipelines run where this machine's files can be read."""
+        return self.runner is None or self.runner.shares_files
+
     def run(self, pipeline: Callable[..., Iterator[Event]], *args: Any, **kwargs: Any) \
             -> Iterator[Event]:
         """The events of `pipeline(*args, manager=..., **kwargs)` (a generator of

@@ -89,11 +89,11 @@ def build(backend: Backend) -> TabHandles:
     def generate(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
                  upsample_steps, upsample_temp, base_respacing, upsample_sampler, filmstrip,
                  rank_with_clip, request: gr.Request = None):
-        request = text2im_request(prompt, batch_size, seed, guidance_scale, sampler, steps,
-                                  upsample, upsample_steps, upsample_temp, base_respacing,
-                                  upsample_sampler, filmstrip)
-        events = backend.run(ranked_run, text2im, request, prompt) if rank_with_clip \
-            else backend.run(text2im, request)
+        job = text2im_request(prompt, batch_size, seed, guidance_scale, sampler, steps,
+                              upsample, upsample_steps, upsample_temp, base_respacing,
+                              upsample_sampler, filmstrip)
+        events = backend.run(ranked_run, text2im, job, prompt) if rank_with_clip \
+            else backend.run(text2im, job)
         yield from render(events, store, user_of(request))
 
     @user_errors

@@ -21,8 +21,8 @@ def rank_gallery(items: list | None, prompt: str, backend: Backend) -> list[tupl
     captions = [_OLD_SCORE.sub("", item[1] or "").strip(" ·") for item in items]
     # Here, decoded one at a time as they are scored, not all held at once; a runner
     # elsewhere cannot read this machine's files, so it gets the pixels.
-    images = (load_image(path) for path in paths) if backend.runner is None \
-        or backend.runner.shares_files else [load_image(path) for path in paths]
+    images = (load_image(path) for path in paths) if backend.shares_files \
+        else [load_image(path) for path in paths]
     scores = backend.call(rank, images, prompt)
     order = sorted(range(len(scores)), key=lambda i: -scores[i])
     return [(paths[i], " · ".join(filter(None, (f"CLIP {scores[i]:.3f}", captions[i]))))

@@ -8,6 +8,8 @@ Stop frees the replica that ran the request.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import psutil
 import pytest
 import ray
 import torch
-from app_server import free_port
+from app_server import ROOT, free_port
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -188,3 +190,14 @@ def test_stop_frees_the_replica_that_ran_the_request(front):
         assert not busy.done(), "the next request waited for the other replica"
     finally:
         busy.cancel()
+
+
+def test_without_ray_the_flag_says_how_to_install_it():
+    """The default install has no Ray: `--ray` then ends in one line naming the extra."""
+    hide_ray = "import sys; sys.modules['ray'] = None; import app; app.main(sys.argv[1:])"
+    finished = subprocess.run([sys.executable, "-c", hide_ray, "--ray", "--models", "tiny",
+                               "--no-save"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+    assert finished.returncode != 0
+    assert "pip install 'glide-ui[serve]'" in finished.stderr
+    assert "Traceback" not in finished.stderr

@@ -7,7 +7,7 @@ Each pipeline is a generator of events (`Status`, `Progress`, `Preview`, then on
 from glide_ui.pipelines.clip_guided import clip_guided
 from glide_ui.pipelines.events import Event, Preview, Progress, Result, Status
 from glide_ui.pipelines.inpaint import inpaint
-from glide_ui.pipelines.rank import rank, rank_result, ranked
+from glide_ui.pipelines.rank import rank, rank_result, ranked, ranked_run
 from glide_ui.pipelines.requests import (
     ClipGuidedRequest,
     InpaintRequest,
@@ -22,5 +22,5 @@ from glide_ui.pipelines.text2im import text2im
 __all__ = [
     "ClipGuidedRequest", "Event", "InpaintRequest", "Preview", "Progress", "Request", "Result",
     "Status", "Text2ImRequest", "clip_guided", "compare_guidance", "inpaint", "rank",
-    "rank_result", "ranked", "request_from_recipe", "sweep", "text2im", "validate",
+    "rank_result", "ranked", "ranked_run", "request_from_recipe", "sweep", "text2im", "validate",
 ]

@@ -61,19 +61,18 @@ def _pixels(value) -> int:
 
 
 def build(backend: Backend) -> TabHandles:
-    manager, store = backend.manager, backend.store
+    store = backend.store
 
     @user_errors
     def inpaint(mask_editor, prompt, batch_size, seed, guidance_scale, mask_grow,
                 mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp,
                 base_respacing, upsample_sampler, filmstrip, request: gr.Request = None):
         image = editor_background(mask_editor)
-        events = run_inpaint(InpaintRequest(
+        events = backend.run(run_inpaint, InpaintRequest(
             image=image, mask=mask_editor, prompt=prompt, batch_size=batch_size, seed=seed,
             guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,
             **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
-                              base_respacing, upsample_sampler, filmstrip)),
-            manager)
+                              base_respacing, upsample_sampler, filmstrip)))
         first = True
         for preview, progress, gallery, notes in render(events, store, user_of(request)):
             final = isinstance(gallery, list)

@@ -7,6 +7,8 @@ pixel for pixel. Saves docs/screenshots/sketch.png."""
 from __future__ import annotations
 
 import io
+import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +19,13 @@ from page_helpers import brush, fast_settings, natural_size, panel, run_and_watc
 from PIL import Image
 from playwright.sync_api import expect
 from test_browser import screenshot
+from test_readme import FAST as README_FAST
+from test_readme import FAST_FLAGS, code_blocks, in_a_folder_with_the_assets  # noqa: F401
 
-from glide_ui import Glide, RequestError, read_recipe
+from glide_ui import Glide, RequestError, api, read_recipe
 from glide_ui.cli import main
 from glide_ui.images import grow_mask, load_image, paint_strokes
+from glide_ui.models import ModelManager
 
 PHOTO = ASSETS / "chelsea.png"
 FAST = {"steps": 2, "upsample": False}
@@ -218,3 +223,39 @@ def test_paint_two_coloured_strokes_and_edit_from_the_sketch(page, tmp_path):
     run_and_watch(tab, "Edit from sketch")
     assert np.array_equal(result_pixels(page, tab), edited), "the restored run differs"
 
+
+
+# --- the README's examples --------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("in_a_folder_with_the_assets")
+@pytest.mark.parametrize("section", ["Sketch", "Variations"])
+def test_the_readme_examples_run(section, app, monkeypatch, capsys):
+    """Each section's HTTP, Python and command-line examples as written, but on the tiny
+    models with 2 steps per stage (the HTTP one against this module's app, no upsampler)."""
+    from gradio_client import Client as RealClient
+
+    predict = RealClient.predict
+    monkeypatch.setattr(RealClient, "predict",
+                        lambda self, *args, **kw: predict(self, *args, **{**kw, **FAST}))
+    real_request = api._request
+    monkeypatch.setattr(api, "_request", lambda pipeline, **values: real_request(
+        pipeline, **{**values, **README_FAST}))
+    monkeypatch.setattr(api, "ModelManager",
+                        lambda model_set="official", **kw: ModelManager(model_set="tiny", **kw))
+    over_http, in_python = code_blocks(section, "python")
+    names: dict = {}
+    exec(compile(over_http.replace("http://127.0.0.1:7860/", app.url), "README.md", "exec"),
+         names)
+    exec(compile(in_python, "README.md", "exec"), names)
+    [command] = code_blocks(section, "bash")
+    assert main([*shlex.split(command)[1:], *FAST_FLAGS]) == 0, capsys.readouterr().err
+    made = sorted(Path("outputs").glob(f"glide-{section.lower()}-*.png"))
+    if section == "Sketch":
+        assert Image.open(names["full_size"]).size == Image.open(PHOTO).size
+        assert Image.open("bow-tie.png").size == Image.open(PHOTO).size
+        assert len(made) == 1 and read_recipe(made[0]).settings["strength"] == 0.7
+    else:
+        assert [item["caption"] for item in names["gallery"]] == ["seed 5", "seed 6"]
+        assert [r.seed for r in names["varied"].recipes] == [5, 6]
+        assert len(made) == 4  # the Python example's two and the command's two

@@ -8,17 +8,11 @@ import gradio as gr
 from glide_ui.errors import GlideUIError
 from glide_ui.images import editor_background, paint_strokes
 from glide_ui.pipelines.inpaint import input_record
-from glide_ui.pipelines.requests import (
-    GUIDANCE_SCALE_RANGE,
-    MAX_MASK_PIXELS,
-    STRENGTH_RANGE,
-    SketchRequest,
-)
+from glide_ui.pipelines.requests import STRENGTH_RANGE, SketchRequest
 from glide_ui.pipelines.sketch import sketch as run_sketch
 from glide_ui.ui import widgets
-from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles, user_of
+from glide_ui.ui.backend import Backend, TabHandles, user_of
 from glide_ui.ui.editor import checked, upload_guard
-from glide_ui.ui.gpu import on_gpu
 from glide_ui.ui.settings import sampling_fields
 from glide_ui.ui.streaming import render, user_errors
 
@@ -78,20 +72,9 @@ def build(backend: Backend) -> TabHandles:
             buttons = widgets.run_buttons("Edit from sketch")
             strength = strength_slider(0.7, "How far from the strokes: 0 keeps them as "
                                             "painted, 1 ignores their colours (inpainting).")
-            with gr.Row():
-                mask_grow = widgets.pipeline_checked(gr.Slider(
-                    0, MAX_MASK_PIXELS, value=0, step=1, label="Grow region (px)",
-                    info="Also repaint this far around the strokes."))
-                mask_feather = widgets.pipeline_checked(gr.Slider(
-                    0, MAX_MASK_PIXELS, value=8, step=1, label="Feather (px)",
-                    info="Soft edge when pasting back into the picture."))
-            guidance_scale = widgets.scale_slider(5.0, "Guidance scale",
-                                                  "Classifier-free guidance (paper: 5).",
-                                                  GUIDANCE_SCALE_RANGE)
-            batch_size = widgets.batch_slider()
-            seed = widgets.seed_box()
-            with gr.Accordion("Advanced", open=False):
-                sampling = widgets.sampler_controls(upsample_sampler="ancestral")
+            mask_grow, mask_feather = widgets.mask_sliders(
+                "Grow region (px)", "Also repaint this far around the strokes.")
+            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings()
         with gr.Column(scale=5, min_width=320):
             area = widgets.run_area(preview_height=260)
             actions = widgets.result_actions(area)
@@ -100,14 +83,7 @@ def build(backend: Backend) -> TabHandles:
 
     inputs = [editor, prompt, strength, batch_size, seed, guidance_scale, mask_grow,
               mask_feather, *sampling.inputs()]
-    outputs = [*area.outputs(), result]
-    runs = [
-        buttons.run.click(on_gpu(sketch), inputs, outputs, api_name="sketch",
-                          concurrency_id=GPU_QUEUE, show_progress="hidden"),
-        prompt.submit(on_gpu(sketch), inputs, outputs, api_visibility="private",
-                      concurrency_id=GPU_QUEUE, show_progress="hidden"),
-    ]
-    buttons.stop.click(None, cancels=runs)
+    widgets.wire_runs(sketch, buttons, prompt, inputs, [*area.outputs(), result], "sketch")
     controls = {"sketch_editor": editor, "prompt": prompt, "strength": strength,
                 "batch_size": batch_size, "seed": seed, "guidance_scale": guidance_scale,
                 "mask_grow": mask_grow, "mask_feather": mask_feather, **sampling.by_name()}

@@ -11,8 +11,7 @@ from glide_ui.pipelines.inpaint import input_record
 from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, VariationsRequest
 from glide_ui.pipelines.variations import variations as run_variations
 from glide_ui.ui import widgets
-from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles, user_of
-from glide_ui.ui.gpu import on_gpu
+from glide_ui.ui.backend import Backend, TabHandles, user_of
 from glide_ui.ui.settings import sampling_fields
 from glide_ui.ui.sketch import strength_slider
 from glide_ui.ui.streaming import render, user_errors
@@ -63,13 +62,7 @@ def build(backend: Backend) -> TabHandles:
             actions = widgets.result_actions(area)
 
     inputs = [picture, prompt, strength, batch_size, seed, guidance_scale, *sampling.inputs()]
-    runs = [
-        buttons.run.click(on_gpu(variations), inputs, area.outputs(), api_name="variations",
-                          concurrency_id=GPU_QUEUE, show_progress="hidden"),
-        prompt.submit(on_gpu(variations), inputs, area.outputs(), api_visibility="private",
-                      concurrency_id=GPU_QUEUE, show_progress="hidden"),
-    ]
-    buttons.stop.click(None, cancels=runs)
+    widgets.wire_runs(variations, buttons, prompt, inputs, area.outputs(), "variations")
     controls = {"picture": picture, "prompt": prompt, "strength": strength,
                 "batch_size": batch_size, "seed": seed, "guidance_scale": guidance_scale,
                 **sampling.by_name()}

@@ -259,3 +259,31 @@ def test_the_readme_examples_run(section, app, monkeypatch, capsys):
         assert [item["caption"] for item in names["gallery"]] == ["seed 5", "seed 6"]
         assert [r.seed for r in names["varied"].recipes] == [5, 6]
         assert len(made) == 4  # the Python example's two and the command's two
+
+
+def test_every_setting_of_their_recipes_has_a_widget_in_its_tab(manager, strokes_png):
+    """Restore leaves nothing behind: each recipe setting maps onto a widget of the tab."""
+    import gradio as gr
+
+    from glide_ui.pipelines import SketchRequest, VariationsRequest, validate
+    from glide_ui.pipelines.common import recipe_settings
+    from glide_ui.recipe import Recipe
+    from glide_ui.ui import sketch, variations
+    from glide_ui.ui.backend import Backend
+    from glide_ui.ui.png_info import PIPELINE_TABS
+    from glide_ui.ui.settings import restore_plan
+
+    with gr.Blocks():
+        handles = {h.tab_id: h for h in (sketch.build(Backend(manager)),
+                                         variations.build(Backend(manager)))}
+    odd = dict(prompt="x", strength=0.35, guidance_scale=6.0, base_respacing="ddim4",
+               sampler="ddim", upsample=False, upsample_respacing="2", upsample_temp=0.9,
+               upsample_sampler="heun", filmstrip_frames=3)
+    requests = {"sketch": SketchRequest(PHOTO, strokes_png, mask_grow=2, mask_feather=3, **odd),
+                "variations": VariationsRequest(PHOTO, **odd)}
+    for pipeline, request in requests.items():
+        settings = recipe_settings(validate(request)[0], manager)
+        values, left = restore_plan(Recipe(pipeline, "x", 1, settings))
+        assert left == [], pipeline
+        assert set(values) <= set(handles[PIPELINE_TABS[pipeline]].controls), pipeline
+        assert values["strength"] == 0.35 and values["base_respacing"] == "ddim4"

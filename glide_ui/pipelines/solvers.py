@@ -87,7 +87,8 @@ def solve(name: str, noise_schedule: str, model_fn: ModelFn, noise: Tensor, step
     With `x0` [1 or B, C, H, W] and strength < 1, start part-way (SDEdit, as diffusers'
     img2img pipelines do): only the last `glide.diffusion.strength_steps` solver steps
     run, from x0 noised with `noise` by the scheduler's `add_noise` to the first of them
-    (strength 0: no step; the sampler yields nothing).
+    (q_sample at that timestep, in the scheduler's own scaling; strength 0: no step, the
+    sampler yields nothing).
 
     `model_fn(x_t, t)` gets the variance-preserving x_t and float timesteps [B] on the
     original 0..diffusion_steps-1 scale. Heun calls it twice per step but for the last.

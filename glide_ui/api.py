@@ -37,16 +37,20 @@ from glide_ui.pipelines import (
     Progress,
     Request,
     Result,
+    SketchRequest,
     Status,
     Text2ImRequest,
+    VariationsRequest,
     clip_guided,
     inpaint,
     rank,
     ranked,
     request_from_recipe,
+    sketch,
     sweep,
     text2im,
     validate,
+    variations,
 )
 from glide_ui.pipelines.rank import DEFAULT_RANKER, check_rank_count
 from glide_ui.pipelines.requests import MAX_BATCH_SIZE
@@ -65,6 +69,8 @@ PIPELINES: dict[str, tuple[type, Callable[[Any, Any], Iterator[Event]]]] = {
     "text2im": (Text2ImRequest, text2im),
     "clip_guided": (ClipGuidedRequest, clip_guided),
     "inpaint": (InpaintRequest, inpaint),
+    "sketch": (SketchRequest, sketch),
+    "variations": (VariationsRequest, variations),
 }
 # Recipe settings that say where an image was made rather than how.
 _PLACE = ("device", "dtype")
@@ -117,7 +123,8 @@ def with_recipe(image: Image.Image, recipe: Recipe) -> Image.Image:
 
 
 class Glide:
-    """GLIDE's jobs from Python: text to image, CLIP-guided, inpainting, ranking, sweeps.
+    """GLIDE's jobs from Python: text to image, CLIP-guided, inpainting, sketch edits,
+    variations, ranking, sweeps.
 
     models: "official" (OpenAI's checkpoints, fetched on first use) or "tiny" (small random
     models that make noise, for trying things offline). device ("cpu", "cuda", "cuda:1",
@@ -201,6 +208,35 @@ class Glide:
         values = dict(image=image, mask=mask, prompt=prompt, **settings)
         return self._generate("inpaint", values, seed, batch_size, False, callback)
 
+    def sketch(self, image: ImageSource, strokes: Any = None, prompt: str = "", *,
+               strength: float = 0.7, seed: Seeds = None, batch_size: int | None = None,
+               callback: PreviewCallback | None = None, **settings: Any) -> GlideOutput:
+        """`image` with the region of coloured `strokes` repainted from the strokes and
+        `prompt` (text-conditional SDEdit), at the image's full size.
+
+        strokes: an RGBA image, array or file at the image's size, transparent where the
+        picture is untouched (or a Gradio image editor value: its layers). Or give
+        `mask=` (where the strokes are) with an `image` that already shows them.
+        strength: 0 returns the picture with its strokes unchanged, 1 ignores the strokes'
+        pixels (plain inpainting of their region); 0.5 to 0.8 follows their layout and
+        colours. settings: those of `inpaint` (guidance_scale=5.0, mask_grow, mask_feather,
+        sampling). Raises RequestError for an empty sketch or a strength outside [0, 1].
+        """
+        values = dict(image=image, strokes=strokes, prompt=prompt, strength=strength,
+                      **settings)
+        return self._generate("sketch", values, seed, batch_size, False, callback)
+
+    def variations(self, image: ImageSource, prompt: str = "", *, strength: float = 0.6,
+                   seed: Seeds = None, batch_size: int | None = None,
+                   callback: PreviewCallback | None = None, **settings: Any) -> GlideOutput:
+        """New 256 px pictures that keep `image`'s composition: its centre square at 64 px
+        noised to the step `strength` picks, denoised by the base model with `prompt`
+        (classifier-free guidance), then the upsampler. strength 0 keeps the 64 px stage
+        equal to the picture's own 64 px version; 1 is text to image. settings: those of
+        `text2im`. Raises RequestError for a strength outside [0, 1]."""
+        values = dict(image=image, prompt=prompt, strength=strength, **settings)
+        return self._generate("variations", values, seed, batch_size, False, callback)
+
     def sweep(self, prompt: str, param: str = "guidance_scale",
               values: Sequence[float] = (1.0, 3.0, 5.0, 7.0), *, pipeline: str = "text2im",
               seed: int | None = None, batch_size: int = 1, image: ImageSource | None = None,
@@ -228,9 +264,11 @@ class Glide:
     def rerun(self, source: ImageSource | Recipe, *, image: ImageSource | None = None,
               mask: Any = None, callback: PreviewCallback | None = None) -> GlideOutput:
         """Make again the image a recipe describes: `source` is a PNG made by glide-ui (a
-        path, bytes or PIL image) or a Recipe. An inpainting recipe needs its `image` and
-        `mask` again. Differences that change pixels (another device or dtype, other
-        checkpoints, other inputs) are reported as warnings."""
+        path, bytes or PIL image) or a Recipe. An inpainting or sketch recipe needs its
+        `image` and `mask` again (a sketch's: the picture with its strokes painted on, and
+        the strokes or their mask), a variations recipe its `image`. Differences that
+        change pixels (another device or dtype, other checkpoints, other inputs) are
+        reported as warnings."""
         recipe = source if isinstance(source, Recipe) else recipe_of(source)
         inputs = {name: value for name, value in (("image", image), ("mask", mask))
                   if value is not None}

@@ -5,6 +5,8 @@ weights.
     glide-ui generate "an oil painting of a corgi" --seed 42 --batch-size 2
     glide-ui clip "a hedgehog using a calculator" --clip-source openai
     glide-ui inpaint photo.png mask.png "a cat wearing sunglasses"
+    glide-ui sketch photo.png strokes.png "a red kite in the sky" --strength 0.7
+    glide-ui variations photo.png "a watercolour of a cat" --strength 0.6
     glide-ui rank "a corgi" outputs/*.png
     glide-ui info outputs/glide-text2im-a-corgi-42.png [--json]
     glide-ui rerun outputs/glide-text2im-a-corgi-42.png
@@ -36,6 +38,8 @@ GROUPS = {
     "generate": ("base", "upsample"),
     "clip": ("base", "upsample", "clip/image-enc", "clip/text-enc", "ViT-B/32"),
     "inpaint": ("base-inpaint", "upsample-inpaint"),
+    "sketch": ("base-inpaint", "upsample-inpaint"),
+    "variations": ("base", "upsample"),
     "rank": ("ViT-B/32",),
 }
 APP_MODELS = tuple(dict.fromkeys(name for names in GROUPS.values() for name in names))
@@ -181,6 +185,20 @@ def _add_job_arguments(parser: argparse.ArgumentParser, guidance: bool = True) -
     _add_output_arguments(parser)
 
 
+def _add_mask_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mask-grow", type=int, default=argparse.SUPPRESS, metavar="PIXELS",
+                        help="pixels added around the mask (default {mask_grow})")
+    parser.add_argument("--mask-feather", type=int, default=argparse.SUPPRESS,
+                        metavar="PIXELS",
+                        help="pixels of soft edge when pasting back (default {mask_feather})")
+
+
+def _add_strength_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strength", type=float, default=argparse.SUPPRESS, metavar="S",
+                        help="0 keeps the picture, 1 starts from pure noise "
+                             "(default {strength:g})")
+
+
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"folder for the PNGs (default ./{DEFAULT_OUT})")
@@ -234,12 +252,26 @@ def build_parser() -> Parser:
     inpaint.add_argument("mask", type=existing_file,
                          help="the same size; white (non-black) or opaque pixels are repainted")
     inpaint.add_argument("prompt", nargs="?", default="")
-    inpaint.add_argument("--mask-grow", type=int, default=argparse.SUPPRESS, metavar="PIXELS",
-                         help="pixels added around the mask (default {mask_grow})")
-    inpaint.add_argument("--mask-feather", type=int, default=argparse.SUPPRESS,
-                         metavar="PIXELS",
-                         help="pixels of soft edge when pasting back (default {mask_feather})")
+    _add_mask_arguments(inpaint)
     _add_job_arguments(inpaint)
+
+    sketch = command("sketch", _sketch, "Repaint where coloured strokes are painted on a "
+                     "picture, from the strokes and the prompt (SDEdit).", pipeline="sketch")
+    sketch.add_argument("image", type=existing_file, help="the picture (any size)")
+    sketch.add_argument("strokes", type=existing_file,
+                        help="a transparent PNG of the same size holding the coloured strokes")
+    sketch.add_argument("prompt", nargs="?", default="")
+    _add_strength_argument(sketch)
+    _add_mask_arguments(sketch)
+    _add_job_arguments(sketch)
+
+    variations = command("variations", _variations, "New pictures that keep a picture's "
+                         "composition (SDEdit with the base model, then the upsampler).",
+                         pipeline="variations")
+    variations.add_argument("image", type=existing_file, help="the picture (any size)")
+    variations.add_argument("prompt", nargs="?", default="")
+    _add_strength_argument(variations)
+    _add_job_arguments(variations)
 
     rank = command("rank", _rank, "Score pictures by OpenAI CLIP similarity to a prompt, "
                    "best first.")
@@ -255,8 +287,10 @@ def build_parser() -> Parser:
                     "(on the model set, device and dtype it records, unless given).")
     rerun.add_argument("image", type=existing_file, help="a PNG made by glide-ui")
     rerun.add_argument("--image", dest="source", type=existing_file, metavar="PICTURE",
-                       help="an inpainting's original picture")
-    rerun.add_argument("--mask", type=existing_file, help="an inpainting's mask")
+                       help="the picture of an inpainting or variations (of a sketch: "
+                            "with its strokes painted on)")
+    rerun.add_argument("--mask", type=existing_file,
+                       help="an inpainting's mask (a sketch's strokes)")
     _add_output_arguments(rerun)
     rerun.set_defaults(models=None, device=None, dtype=None)  # the recipe's, unless given
 
@@ -350,7 +384,7 @@ def _glide(args: argparse.Namespace, **place: Any):
 
 SETTINGS = ("guidance_scale", "base_respacing", "sampler", "upsample", "upsample_respacing",
             "upsample_temp", "upsample_sampler", "clip_source", "clip_scale", "mask_grow",
-            "mask_feather")
+            "mask_feather", "strength")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -391,6 +425,15 @@ def _clip(args: argparse.Namespace) -> int:
 def _inpaint(args: argparse.Namespace) -> int:
     return _write(args, _glide(args).inpaint(args.image, args.mask, args.prompt,
                                              **_settings(args)))
+
+
+def _sketch(args: argparse.Namespace) -> int:
+    return _write(args, _glide(args).sketch(args.image, args.strokes, args.prompt,
+                                            **_settings(args)))
+
+
+def _variations(args: argparse.Namespace) -> int:
+    return _write(args, _glide(args).variations(args.image, args.prompt, **_settings(args)))
 
 
 def _rank(args: argparse.Namespace) -> int:

@@ -264,6 +264,34 @@ def editor_background(value: Any) -> Image.Image:
     return load_image(background)
 
 
+def paint_strokes(image: Image.Image, strokes: Any) -> tuple[Image.Image, np.ndarray]:
+    """`image` (RGB) with coloured strokes painted on, and where they are (bool [H, W]).
+
+    `strokes`: an image editor value (its `layers` are painted in order; its background is
+    not read) or one layer: an RGBA image, array or file at the image's size, transparent
+    where the picture is untouched (alpha > 0 marks a stroke, blended by its alpha).
+    Raises RequestError for a layer of another size or one without transparency.
+    """
+    layers = (strokes.get("layers") or []) if isinstance(strokes, dict) else [strokes]
+    painted = image.convert("RGBA")
+    region = np.zeros((image.height, image.width), dtype=bool)
+    for layer in layers:
+        if layer is None:
+            continue
+        rgba = open_image(layer).convert("RGBA")
+        if rgba.size != image.size:
+            raise RequestError(f"The strokes are {rgba.width} x {rgba.height} pixels but the "
+                               f"picture is {image.width} x {image.height}; paint them on "
+                               "the picture itself.")
+        alpha = np.asarray(rgba)[:, :, 3]
+        if (alpha == 255).all():
+            raise RequestError("The strokes must be a transparent layer (RGBA) with the "
+                               "strokes opaque and the rest transparent.")
+        painted = Image.alpha_composite(painted, rgba)
+        region |= alpha > 0
+    return painted.convert("RGB"), region
+
+
 def _layer_mask(layer: Any) -> np.ndarray:
     if isinstance(layer, np.ndarray):
         return _array_mask(np.asarray(layer))

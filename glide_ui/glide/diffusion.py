@@ -119,6 +119,20 @@ def _section_timesteps(steps: int, counts: list[int], spec: str) -> list[int]:
     return kept
 
 
+def strength_steps(strength: float, total: int) -> int:
+    """How many of `total` sampling steps a run started part-way takes (SDEdit, Meng et al.
+    2021, arXiv:2108.01073): round(strength * total), at least 1 when strength > 0.
+
+    strength 0 takes none (the input is the result), 1 takes all (from pure noise).
+    Raises ValueError outside [0, 1].
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    if strength == 0.0:
+        return 0
+    return min(total, max(1, round(strength * total)))
+
+
 def respaced_betas(alphas_cumprod: Tensor, kept: list[int]) -> Tensor:
     """Betas of the chain that jumps between the kept timesteps (float64)."""
     previous = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[kept][:-1]])
@@ -164,6 +178,8 @@ class Diffusion:
         abar_prev = torch.cat([one, abar[:-1]])
         self.alphas_cumprod = abar
         self.alphas_cumprod_prev = abar_prev
+        self.sqrt_alphas_cumprod = torch.sqrt(abar)
+        self.sqrt_one_minus_alphas_cumprod = torch.sqrt(1 - abar)
         self.sqrt_recip_alphas_cumprod = torch.sqrt(1 / abar)
         self.sqrt_recipm1_alphas_cumprod = torch.sqrt(1 / abar - 1)
         self.posterior_variance = betas * (1 - abar_prev) / (1 - abar)
@@ -185,6 +201,13 @@ class Diffusion:
     def timestep(self, i: int) -> int:
         """The original timestep (fed to networks) of respaced index i."""
         return int(self.timestep_map[i])
+
+    def q_sample(self, x_start: Tensor, i: int, noise: Tensor) -> Tensor:
+        """A draw of x_i ~ q(x_i | x_0) = N(sqrt(abar_i) x_0, (1 - abar_i) I), the forward
+        process (Ho et al. 2020, eq. 4): sqrt(abar_i) * x_start + sqrt(1 - abar_i) * noise.
+        `noise` is standard normal of x_start's shape (or one it broadcasts to)."""
+        return (self.coef("sqrt_alphas_cumprod", i) * x_start
+                + self.coef("sqrt_one_minus_alphas_cumprod", i) * noise)
 
     def predict_xstart_from_eps(self, x_t: Tensor, i: int, eps: Tensor) -> Tensor:
         return (self.coef("sqrt_recip_alphas_cumprod", i) * x_t

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from glide_ui.glide.diffusion import Diffusion, MeanVariance
+from glide_ui.glide.diffusion import Diffusion, MeanVariance, strength_steps
 from glide_ui.glide.guidance import CondFn, DenoisedFn, ModelFn, wants_x0_graph
 
 
@@ -51,6 +51,25 @@ def initial_noise(shape: Sequence[int], generators: Sequence[torch.Generator],
                          f"{len(generators)} generators")
     rows = [torch.randn(tuple(shape[1:]), generator=g, device=g.device) for g in generators]
     return torch.stack(rows).to(device=device, dtype=dtype)
+
+
+def sdedit_start(diffusion: Diffusion, noise: Tensor, x0: Tensor,
+                 strength: float) -> tuple[Tensor, int]:
+    """Where a run that keeps `x0`'s layout starts (text-conditional SDEdit, Meng et al.
+    2021, arXiv:2108.01073): (x_t, the number of last steps to run).
+
+    `noise` [B, C, H, W] is the run's initial noise (row b from image b's generator, as
+    `initial_noise` draws it), `x0` [1 or B, C, H, W] in [-1, 1]. strength 1 gives the
+    ordinary run (x_T = noise, every step; x0 unused); strength 0 gives x0 itself and no
+    step; in between, x0 noised by `q_sample` to respaced index n - 1 for the n =
+    `strength_steps` last steps. Raises ValueError for a strength outside [0, 1].
+    """
+    steps = strength_steps(strength, diffusion.num_timesteps)
+    if strength == 1.0:
+        return noise, steps
+    if steps == 0:
+        return x0.expand_as(noise).clone(), 0
+    return diffusion.q_sample(x0, steps - 1, noise), steps
 
 
 def _evaluate(diffusion: Diffusion, model_fn: ModelFn, x_t: Tensor, i: int,
@@ -96,10 +115,12 @@ def ddim_step(diffusion: Diffusion, model_fn: ModelFn, x_t: Tensor, i: int,
     return StepDetail(out, gradient, guided, sample)
 
 
-def _loop(diffusion: Diffusion, noise: Tensor,
-          step: Callable[[Tensor, int], StepDetail]) -> Iterator[SamplerStep]:
+def _loop(diffusion: Diffusion, noise: Tensor, step: Callable[[Tensor, int], StepDetail],
+          steps: int | None = None) -> Iterator[SamplerStep]:
     x = noise
-    total = diffusion.num_timesteps
+    total = diffusion.num_timesteps if steps is None else steps
+    if not 0 <= total <= diffusion.num_timesteps:
+        raise ValueError(f"cannot run {total} of {diffusion.num_timesteps} steps")
     for k, i in enumerate(range(total - 1, -1, -1)):
         detail = step(x, i)
         x = detail.sample
@@ -117,9 +138,11 @@ def _check_generators(noise: Tensor, generators: Sequence[torch.Generator] | Non
 
 def ancestral(diffusion: Diffusion, model_fn: ModelFn, noise: Tensor,
               generators: Sequence[torch.Generator], *, clip_denoised: bool = True,
-              denoised_fn: DenoisedFn | None = None,
-              cond_fn: CondFn | None = None) -> Iterator[SamplerStep]:
-    """Ancestral sampling from x_T = `noise`; yields after every step, returns the final x."""
+              denoised_fn: DenoisedFn | None = None, cond_fn: CondFn | None = None,
+              steps: int | None = None) -> Iterator[SamplerStep]:
+    """Ancestral sampling from x_T = `noise`; yields after every step, returns the final x.
+    With `steps`, only the last `steps` steps run, `noise` being x_t at respaced index
+    steps - 1 (see `sdedit_start`)."""
     _check_generators(noise, generators)
 
     def step(x: Tensor, i: int) -> StepDetail:
@@ -127,15 +150,15 @@ def ancestral(diffusion: Diffusion, model_fn: ModelFn, noise: Tensor,
         return ancestral_step(diffusion, model_fn, x, i, z, clip_denoised=clip_denoised,
                               denoised_fn=denoised_fn, cond_fn=cond_fn)
 
-    return _loop(diffusion, noise, step)
+    return _loop(diffusion, noise, step, steps)
 
 
 def ddim(diffusion: Diffusion, model_fn: ModelFn, noise: Tensor,
          generators: Sequence[torch.Generator] | None = None, *, eta: float = 0.0,
          clip_denoised: bool = True, denoised_fn: DenoisedFn | None = None,
-         cond_fn: CondFn | None = None) -> Iterator[SamplerStep]:
+         cond_fn: CondFn | None = None, steps: int | None = None) -> Iterator[SamplerStep]:
     """DDIM sampling from x_T = `noise` (deterministic at eta = 0, where `generators` may
-    be None); yields after every step, returns the final x."""
+    be None); yields after every step, returns the final x. `steps` as for `ancestral`."""
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
     if eta > 0:
@@ -147,7 +170,7 @@ def ddim(diffusion: Diffusion, model_fn: ModelFn, noise: Tensor,
         return ddim_step(diffusion, model_fn, x, i, z, eta=eta, clip_denoised=clip_denoised,
                          denoised_fn=denoised_fn, cond_fn=cond_fn)
 
-    return _loop(diffusion, noise, step)
+    return _loop(diffusion, noise, step, steps)
 
 
 def final(steps: Iterator[SamplerStep]) -> Tensor:

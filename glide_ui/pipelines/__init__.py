@@ -12,15 +12,20 @@ from glide_ui.pipelines.requests import (
     ClipGuidedRequest,
     InpaintRequest,
     Request,
+    SketchRequest,
     Text2ImRequest,
+    VariationsRequest,
     request_from_recipe,
     validate,
 )
+from glide_ui.pipelines.sketch import sketch
 from glide_ui.pipelines.sweep import compare_guidance, sweep
 from glide_ui.pipelines.text2im import text2im
+from glide_ui.pipelines.variations import variations
 
 __all__ = [
     "ClipGuidedRequest", "Event", "InpaintRequest", "Preview", "Progress", "Request", "Result",
-    "Status", "Text2ImRequest", "clip_guided", "compare_guidance", "inpaint", "rank",
-    "rank_result", "ranked", "ranked_run", "request_from_recipe", "sweep", "text2im", "validate",
+    "SketchRequest", "Status", "Text2ImRequest", "VariationsRequest", "clip_guided",
+    "compare_guidance", "inpaint", "rank", "rank_result", "ranked", "ranked_run",
+    "request_from_recipe", "sketch", "sweep", "text2im", "validate", "variations",
 ]

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from glide_ui.glide import samplers
-from glide_ui.glide.diffusion import create_diffusion
+from glide_ui.glide.diffusion import create_diffusion, strength_steps
 from glide_ui.glide.guidance import DenoisedFn, ModelFn, conditional_model_fn
 from glide_ui.glide.text import TextCondition
 from glide_ui.glide.tokenizer import get_glide_tokenizer
@@ -41,7 +41,7 @@ it never equals any image's base noise stream."""
 
 # Request fields that do not change the images, left out of recipes.
 _NOT_SETTINGS = ("prompt", "seed", "batch_size", "preview_interval", "preview_noisy",
-                 "image", "mask", "filmstrip_frames")
+                 "image", "mask", "strokes", "filmstrip_frames")
 
 StageEvents = Generator[Event, None, torch.Tensor]
 
@@ -152,6 +152,15 @@ def per_image_cond(cond_fn: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class Start:
+    """Start a stage part-way from `x0` (SDEdit): noised to the step `strength` picks.
+    strength 1 is the ordinary run from pure noise, 0 returns x0 without a step."""
+
+    x0: torch.Tensor  # [1 or B, 3, H, W] in [-1, 1], on the model's device
+    strength: float
+
+
+@dataclass(frozen=True)
 class PreviewSettings:
     interval: float = 0.5  # seconds; 0 = every step. The first and last step always show.
     noisy: bool = False  # also show x_t
@@ -161,26 +170,34 @@ class PreviewSettings:
 def diffuse(stage: str, model: nn.Module, model_fn: ModelFn, generators: list[torch.Generator],
             respacing: str, sampler: str, preview: PreviewSettings, *,
             temperature: float = 1.0, denoised_fn: DenoisedFn | None = None,
-            cond_fn: Any = None, size: int | None = None) -> StageEvents:
-    """Sample len(generators) images with `model_fn` from noise * `temperature`; yields
-    Progress every step and throttled Previews, returns the final x [B, 3, H, W]."""
+            cond_fn: Any = None, size: int | None = None,
+            start: Start | None = None) -> StageEvents:
+    """Sample len(generators) images with `model_fn` from noise * `temperature` (or from
+    `start`: see `Start`); yields Progress every step and throttled Previews, returns the
+    final x [B, 3, H, W]."""
     options = model.options
     diffusion = create_diffusion(options["diffusion_steps"], options["noise_schedule"],
                                  respacing)
     size = size or options["image_size"]
     noise = samplers.initial_noise((len(generators), 3, size, size), generators,
                                    device_of(model)) * temperature
+    x0, strength = (None, 1.0) if start is None else (start.x0, start.strength)
+    if strength_steps(strength, diffusion.num_timesteps) == 0:
+        return x0.expand_as(noise).clone()  # no step: the input is the result
     if sampler in solvers.SOLVERS:
         if cond_fn is not None:
             raise ValueError(f"the {sampler} solver cannot take a condition function")
         # A solver chooses its own timesteps: the respacing gives only their number.
         steps = solvers.solve(sampler, options["noise_schedule"], model_fn, noise,
                               diffusion.num_timesteps, generators, denoised_fn=denoised_fn,
-                              diffusion_steps=options["diffusion_steps"])
+                              diffusion_steps=options["diffusion_steps"], x0=x0,
+                              strength=strength)
     else:
         run = samplers.ddim if sampler == "ddim" else samplers.ancestral
-        steps = run(diffusion, model_fn, noise, generators, denoised_fn=denoised_fn,
-                    cond_fn=cond_fn)
+        x_t, count = (noise, None) if x0 is None else \
+            samplers.sdedit_start(diffusion, noise, x0, strength)
+        steps = run(diffusion, model_fn, x_t, generators, denoised_fn=denoised_fn,
+                    cond_fn=cond_fn, steps=count)
     return (yield from follow(stage, steps, preview))
 
 
@@ -227,17 +244,20 @@ def kept_steps(total: int, frames: int) -> set[int]:
 
 def upsample(model: nn.Module, prompt: str, low_res: torch.Tensor, seeds: Sequence[int],
              respacing: str, sampler: str, temperature: float, preview: PreviewSettings,
-             denoised_fn: DenoisedFn | None = None, **inputs: torch.Tensor) -> StageEvents:
+             denoised_fn: DenoisedFn | None = None, start: Start | None = None,
+             **inputs: torch.Tensor) -> StageEvents:
     """The 64 -> 256 upsampler on `low_res` rounded to 8 bits (as the reference does),
     with its noise from generators seeded at seed + UPSAMPLE_SEED_OFFSET. `inputs` (e.g.
-    the inpainting image and mask) are one image's, shared by the batch."""
+    the inpainting image and mask) are one image's, shared by the batch; `start` as for
+    `diffuse`."""
     text = text_condition(model, prompt, guided=False)
     low_res = quantize(low_res)
     model_fn = per_image([conditional_model_fn(model, text=text, low_res=low_res[i:i + 1],
                                                **inputs) for i in range(len(seeds))])
     generators = image_generators(seeds, UPSAMPLE_SEED_OFFSET)
     return (yield from diffuse("upsample", model, model_fn, generators, respacing, sampler,
-                               preview, temperature=temperature, denoised_fn=denoised_fn))
+                               preview, temperature=temperature, denoised_fn=denoised_fn,
+                               start=start))
 
 
 # --- recipes ----------------------------------------------------------------------------------

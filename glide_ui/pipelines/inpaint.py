@@ -32,6 +32,7 @@ from glide_ui.images import (
     tensor_to_pil,
 )
 from glide_ui.pipelines.common import (
+    Start,
     begin,
     loading_notices,
     make_recipes,
@@ -40,7 +41,7 @@ from glide_ui.pipelines.common import (
 )
 from glide_ui.pipelines.events import Event, Result
 from glide_ui.pipelines.filmstrip import filmstrips
-from glide_ui.pipelines.requests import InpaintRequest
+from glide_ui.pipelines.requests import InpaintRequest, SketchRequest
 from glide_ui.pipelines.text2im import guided_base, preview_settings
 
 BASE_SIZE = 64
@@ -74,38 +75,55 @@ def prepare_patch(image: Image.Image, mask: np.ndarray, feather: int) -> Patch:
 def inpaint(request: InpaintRequest, manager: Any) -> Iterator[Event]:
     """Repaint the masked part of `request.image`; see the module docstring."""
     request, seeds = yield from begin(request)
-    names = ("base-inpaint", "upsample-inpaint") if request.upsample else ("base-inpaint",)
+    yield from repaint("inpaint", request, seeds, manager)
+
+
+def repaint(pipeline: str, request: InpaintRequest | SketchRequest, seeds: list[int],
+            manager: Any, strength: float = 1.0) -> Iterator[Event]:
+    """The inpainting stages on a checked request's image and mask, then its Result.
+
+    strength < 1 (a sketch) starts each stage part-way from the image's own pixels in the
+    patch, noised to the strength's step (see `common.Start`); 1 is plain inpainting.
+    """
+    names = repaint_models(request)
     yield from prompt_notices(request.prompt, manager, names)
     mask = grow_mask(request.mask, request.mask_grow)
     patch = prepare_patch(request.image, mask, request.mask_feather)
     yield from loading_notices(manager, names)
     with manager.use(*names) as models:
-        x = yield from _base(models[0], request, seeds, patch)
+        x = yield from _base(models[0], request, seeds, patch, strength)
         if request.upsample:
-            x = yield from _upsample(models[1], request, seeds, patch, x)
+            x = yield from _upsample(models[1], request, seeds, patch, x, strength)
     alpha = feather_alpha(mask, request.mask_feather)
     images = [paste_back(request.image, patch_image, patch.box, alpha)
               for patch_image in tensor_to_pil(x)]
-    recipes = make_recipes("inpaint", request, seeds, manager, names,
+    recipes = make_recipes(pipeline, request, seeds, manager, names,
                            **input_record(request.image, request.mask))
     yield Result(images, recipes)
 
 
-def _base(model: torch.nn.Module, request: InpaintRequest, seeds: list[int],
-          patch: Patch) -> Any:
+def repaint_models(request: InpaintRequest | SketchRequest) -> tuple[str, ...]:
+    """The models the inpainting stages of `request` use."""
+    return ("base-inpaint", "upsample-inpaint") if request.upsample else ("base-inpaint",)
+
+
+def _base(model: torch.nn.Module, request: InpaintRequest | SketchRequest, seeds: list[int],
+          patch: Patch, strength: float) -> Any:
     image, known = _on(model, patch, BASE_SIZE)
     inputs = inpaint_model_inputs(image, known, copies=2)  # [cond, uncond] rows
     return (yield from guided_base(model, request, seeds,
-                                   denoised_fn=inpaint_denoised_fn(image, known), **inputs))
+                                   denoised_fn=inpaint_denoised_fn(image, known),
+                                   start=Start(image, strength), **inputs))
 
 
-def _upsample(model: torch.nn.Module, request: InpaintRequest, seeds: list[int],
-              patch: Patch, low_res: torch.Tensor) -> Any:
+def _upsample(model: torch.nn.Module, request: InpaintRequest | SketchRequest,
+              seeds: list[int], patch: Patch, low_res: torch.Tensor, strength: float) -> Any:
     image, known = _on(model, patch, UPSAMPLE_SIZE)
     return (yield from upsample(model, request.prompt, low_res, seeds,
                                 request.upsample_respacing, request.upsample_sampler,
                                 request.upsample_temp, preview_settings(request),
                                 denoised_fn=inpaint_denoised_fn(image, known),
+                                start=Start(image, strength),
                                 **inpaint_model_inputs(image, known)))
 
 
@@ -114,8 +132,10 @@ def _on(model: torch.nn.Module, patch: Patch, size: int) -> tuple[torch.Tensor, 
     return patch.image[size].to(device), patch.known[size].to(device)
 
 
-def input_record(image: Image.Image, mask: np.ndarray) -> dict[str, Any]:
+def input_record(image: Image.Image, mask: np.ndarray | None = None) -> dict[str, Any]:
     """What identifies the inputs in a recipe (the pixels themselves are not stored)."""
-    return {"image_size": list(image.size),
-            "image_sha256": hashlib.sha256(np.asarray(image).tobytes()).hexdigest(),
-            "mask_sha256": hashlib.sha256(np.packbits(mask).tobytes()).hexdigest()}
+    record = {"image_size": list(image.size),
+              "image_sha256": hashlib.sha256(np.asarray(image).tobytes()).hexdigest()}
+    if mask is not None:
+        record["mask_sha256"] = hashlib.sha256(np.packbits(mask).tobytes()).hexdigest()
+    return record

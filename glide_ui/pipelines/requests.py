@@ -13,7 +13,7 @@ from PIL import Image
 from glide_ui.checkpoints import OPENAI_CLIP_NAMES
 from glide_ui.errors import RequestError
 from glide_ui.glide.diffusion import space_timesteps
-from glide_ui.images import load_image, mask_from_editor
+from glide_ui.images import load_image, mask_from_editor, paint_strokes
 from glide_ui.pipelines.events import Status
 from glide_ui.pipelines.solvers import SOLVERS
 from glide_ui.recipe import Recipe
@@ -81,7 +81,52 @@ class InpaintRequest:
     filmstrip_frames: int = 0  # keep this many evenly spaced previews per stage (0 = none)
 
 
-Request = Text2ImRequest | ClipGuidedRequest | InpaintRequest
+@dataclass
+class SketchRequest:
+    image: Image.Image  # the picture (bytes / a path are decoded by `validate`)
+    # Coloured strokes: an RGBA layer at the image's size (transparent = untouched) or an
+    # editor value {background, layers, composite} (its layers). `validate` paints them on
+    # the image and sets `mask` to where they are (then `strokes` is None).
+    strokes: Any = None
+    prompt: str = ""
+    strength: float = 0.7  # 0: the input unchanged; 1: plain inpainting of the region
+    mask: np.ndarray | None = None  # without strokes: where `image` already shows them
+    batch_size: int = 1
+    seed: int = -1
+    guidance_scale: float = 5.0
+    base_respacing: str = "100"
+    sampler: Sampler = "ancestral"
+    upsample: bool = True
+    upsample_respacing: str = "fast27"
+    upsample_temp: float = 0.997
+    mask_grow: int = 0
+    mask_feather: int = 8
+    preview_interval: float = 0.5
+    preview_noisy: bool = False
+    upsample_sampler: Sampler = "ancestral"  # as the inpainting it builds on
+    filmstrip_frames: int = 0
+
+
+@dataclass
+class VariationsRequest:
+    image: Image.Image  # the picture whose composition the variations keep (any size)
+    prompt: str
+    strength: float = 0.6  # 0: the picture's own 64 px version; 1: text to image
+    batch_size: int = 1
+    seed: int = -1
+    guidance_scale: float = 3.0
+    base_respacing: str = "100"
+    sampler: Sampler = "ancestral"
+    upsample: bool = True
+    upsample_respacing: str = "fast27"
+    upsample_temp: float = 0.997
+    preview_interval: float = 0.5
+    preview_noisy: bool = False
+    upsample_sampler: Sampler = "ddim"  # the upsampler as in text to image
+    filmstrip_frames: int = 0
+
+
+Request = Text2ImRequest | ClipGuidedRequest | InpaintRequest | SketchRequest | VariationsRequest
 
 # Documented limits: values outside them are refused with a RequestError (never clamped).
 MAX_BATCH_SIZE = 8
@@ -92,6 +137,7 @@ MAX_SEED = 2**31 - 1
 GUIDANCE_SCALE_RANGE = (0.0, 20.0)  # classifier-free guidance; 0 = unconditional, 1 = plain
 CLIP_SCALE_RANGE = (0.0, 50.0)
 UPSAMPLE_TEMP_RANGE = (0.0, 1.5)
+STRENGTH_RANGE = (0.0, 1.0)  # SDEdit: 0 keeps the input, 1 starts from pure noise
 PREVIEW_INTERVAL_RANGE = (0.0, 3600.0)
 MAX_PROMPT_CHARS = 2000  # longer prompts are cut (with a warning) before tokenizing
 MAX_RESPACING_CHARS = 100
@@ -124,6 +170,10 @@ def validate(request: Request) -> tuple[Request, list[Status]]:
         return _validate_clip_guided(request)
     if isinstance(request, InpaintRequest):
         return _validate_inpaint(request)
+    if isinstance(request, SketchRequest):
+        return _validate_sketch(request)
+    if isinstance(request, VariationsRequest):
+        return _validate_variations(request)
     raise RequestError(f"Unknown request type {type(request).__name__}.")
 
 
@@ -176,17 +226,8 @@ def _validate_clip_guided(request: ClipGuidedRequest) -> tuple[ClipGuidedRequest
 
 
 def _validate_inpaint(request: InpaintRequest) -> tuple[InpaintRequest, list[Status]]:
-    changes, notices = _validate_common(request, allow_empty_prompt=True)
-    changes["guidance_scale"] = _float("Guidance scale", request.guidance_scale,
-                                       *GUIDANCE_SCALE_RANGE)
-    changes["mask_grow"] = _int("Mask grow", request.mask_grow, 0, MAX_MASK_PIXELS)
-    changes["mask_feather"] = _int("Mask feather", request.mask_feather, 0, MAX_MASK_PIXELS)
-    if request.image is None:
-        raise RequestError("Upload an image to inpaint.")
-    image = load_image(request.image)
-    if min(image.size) < MIN_IMAGE_SIDE:
-        raise RequestError(f"The image is {image.width} x {image.height} pixels; inpainting "
-                           f"needs at least {MIN_IMAGE_SIDE} pixels on each side.")
+    changes, notices = _validate_repaint(request)
+    image = _picture(request.image, "inpaint", "inpainting")
     mask = mask_from_editor(request.mask, size=image.size)
     if not mask.any():
         raise RequestError("The mask is empty: paint over the part of the image to change "
@@ -195,6 +236,63 @@ def _validate_inpaint(request: InpaintRequest) -> tuple[InpaintRequest, list[Sta
         notices.append(Status("The mask covers the whole image: nothing of it is kept, the "
                               "result comes from the prompt alone.", "warning"))
     return replace(request, image=image, mask=mask, **changes), notices
+
+
+def _validate_repaint(request: InpaintRequest | SketchRequest) -> tuple[dict, list[Status]]:
+    """The settings inpainting and sketching share (the picture and mask aside)."""
+    changes, notices = _validate_common(request, allow_empty_prompt=True)
+    changes["guidance_scale"] = _float("Guidance scale", request.guidance_scale,
+                                       *GUIDANCE_SCALE_RANGE)
+    changes["mask_grow"] = _int("Mask grow", request.mask_grow, 0, MAX_MASK_PIXELS)
+    changes["mask_feather"] = _int("Mask feather", request.mask_feather, 0, MAX_MASK_PIXELS)
+    return changes, notices
+
+
+def _picture(source: Any, verb: str, job: str) -> Image.Image:
+    """The request's picture decoded (RGB, upright), big enough for the models."""
+    if source is None:
+        raise RequestError(f"Upload an image to {verb}.")
+    image = load_image(source)
+    if min(image.size) < MIN_IMAGE_SIDE:
+        raise RequestError(f"The image is {image.width} x {image.height} pixels; {job} "
+                           f"needs at least {MIN_IMAGE_SIDE} pixels on each side.")
+    return image
+
+
+def _strength(value: object) -> float:
+    return _float("Strength", value, *STRENGTH_RANGE)
+
+
+def _validate_sketch(request: SketchRequest) -> tuple[SketchRequest, list[Status]]:
+    changes, notices = _validate_repaint(request)
+    changes["strength"] = _strength(request.strength)
+    image = _picture(request.image, "sketch on", "a sketch")
+    if request.strokes is not None and request.mask is not None:
+        raise RequestError("Give the strokes (a transparent layer) or a picture that shows "
+                           "them with their mask, not both.")
+    if request.strokes is not None:
+        image, mask = paint_strokes(image, request.strokes)
+    elif request.mask is not None:
+        mask = mask_from_editor(request.mask, size=image.size)
+    else:
+        mask = np.zeros((image.height, image.width), dtype=bool)
+    if not mask.any():
+        raise RequestError("The sketch is empty: paint coloured strokes on the picture where "
+                           "it should change.")
+    return replace(request, image=image, strokes=None, mask=mask, **changes), notices
+
+
+def _validate_variations(request: VariationsRequest) \
+        -> tuple[VariationsRequest, list[Status]]:
+    changes, notices = _validate_common(request, allow_empty_prompt=True)
+    changes["guidance_scale"] = _float("Guidance scale", request.guidance_scale,
+                                       *GUIDANCE_SCALE_RANGE)
+    changes["strength"] = _strength(request.strength)
+    image = _picture(request.image, "make variations of", "variations")
+    if image.width != image.height:
+        notices.append(Status(f"The picture is {image.width} x {image.height}: the models "
+                              "work on squares, so its centre square is used.", "warning"))
+    return replace(request, image=image, **changes), notices
 
 
 def clean_prompt(prompt: object) -> tuple[str, list[Status]]:
@@ -281,22 +379,30 @@ def _seed(value: object, batch_size: int) -> int:
 
 
 _REQUEST_TYPES = {"text2im": Text2ImRequest, "clip_guided": ClipGuidedRequest,
-                  "inpaint": InpaintRequest}
+                  "inpaint": InpaintRequest, "sketch": SketchRequest,
+                  "variations": VariationsRequest}
+# What a recipe does not hold (only fingerprints): the inputs to give again on a rerun.
+_RECIPE_INPUTS = {InpaintRequest: ("image", "mask"), SketchRequest: ("image", "mask"),
+                  VariationsRequest: ("image",)}
 
 
 def request_from_recipe(recipe: Recipe, **inputs: Any) -> Request:
     """The request that reproduces the image of `recipe` (batch size 1, its seed).
 
-    Inpainting recipes identify their image and mask only by hash: pass them as
-    `image=..., mask=...`. Settings the request does not know (device, dtype, hashes) are
-    left out; run on the recorded device and dtype for bit-identical pixels.
+    Inpainting and sketch recipes identify their image and mask only by hash: pass them as
+    `image=..., mask=...` (for a sketch, the picture with its strokes and their mask);
+    variations recipes need `image=...`. Settings the request does not know (device,
+    dtype, hashes) are left out; run on the recorded device and dtype for bit-identical
+    pixels.
     """
     kind = _REQUEST_TYPES.get(recipe.pipeline)
     if kind is None:
         raise RequestError(f"Unknown pipeline {recipe.pipeline!r} in the recipe.")
     names = {field.name for field in fields(kind)}
-    if kind is InpaintRequest and not {"image", "mask"} <= inputs.keys():
-        raise RequestError("An inpainting recipe needs its image and mask to be given again.")
+    needed = _RECIPE_INPUTS.get(kind, ())
+    if not set(needed) <= inputs.keys():
+        raise RequestError(f"This {recipe.pipeline} recipe needs its {' and '.join(needed)} to "
+                           "be given again.")
     settings = {key: value for key, value in recipe.settings.items() if key in names}
     return kind(**{**settings, **inputs, "prompt": recipe.prompt, "seed": recipe.seed,
                    "batch_size": 1})

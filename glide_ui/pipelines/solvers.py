@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from glide_ui.glide.diffusion import DenoisedFn, beta_schedule
+from glide_ui.glide.diffusion import DenoisedFn, beta_schedule, strength_steps
 from glide_ui.glide.guidance import ModelFn
 from glide_ui.glide.samplers import SamplerStep
 
@@ -79,9 +79,16 @@ def alpha_bar_at(sigmas: np.ndarray, t: float) -> float:
 def solve(name: str, noise_schedule: str, model_fn: ModelFn, noise: Tensor, steps: int,
           generators: Sequence[torch.Generator] | None = None, *,
           clip_denoised: bool = True, denoised_fn: DenoisedFn | None = None,
-          diffusion_steps: int = 1000) -> Iterator[SamplerStep]:
+          diffusion_steps: int = 1000, x0: Tensor | None = None,
+          strength: float = 1.0) -> Iterator[SamplerStep]:
     """Solve from x_T = `noise` [B, C, H, W] (unit variance, at the last training timestep)
     in `steps` solver steps; yields after every step, returns the final x.
+
+    With `x0` [1 or B, C, H, W] and strength < 1, start part-way (SDEdit, as diffusers'
+    img2img pipelines do): only the last `glide.diffusion.strength_steps` solver steps
+    run, from x0 noised with `noise` by the scheduler's `add_noise` to the first of them
+    (q_sample at that timestep, in the scheduler's own scaling; strength 0: no step, the
+    sampler yields nothing).
 
     `model_fn(x_t, t)` gets the variance-preserving x_t and float timesteps [B] on the
     original 0..diffusion_steps-1 scale. Heun calls it twice per step but for the last.
@@ -95,7 +102,17 @@ def solve(name: str, noise_schedule: str, model_fn: ModelFn, noise: Tensor, step
     scheduler.set_timesteps(steps, device=noise.device)
     sigmas = train_sigmas(scheduler)
     eps_fn = _eps_fn(model_fn, sigmas, clip_denoised, denoised_fn)
-    return _loop(scheduler, eps_fn, noise, generators, steps, solver.stochastic)
+    # sample lives in the scheduler's space: x_T * init_noise_sigma is VP x_T = noise
+    sample, begin = noise.float() * scheduler.init_noise_sigma, 0
+    if x0 is not None and strength < 1.0:
+        count = strength_steps(strength, steps)
+        begin = (steps - count) * scheduler.order
+        scheduler.set_begin_index(begin)
+        start = scheduler.timesteps[begin:begin + 1]
+        sample = scheduler.add_noise(x0.float().expand_as(noise), noise.float(), start) \
+            if count else x0.float().expand_as(noise)
+        steps = count
+    return _loop(scheduler, eps_fn, sample, generators, steps, solver.stochastic, begin)
 
 
 def _eps_fn(model_fn: ModelFn, sigmas: np.ndarray, clip_denoised: bool,
@@ -120,14 +137,13 @@ def _eps_fn(model_fn: ModelFn, sigmas: np.ndarray, clip_denoised: bool,
 
 
 def _loop(scheduler: Any, eps_fn: Callable[[Tensor, float], tuple[Tensor, Tensor]],
-          noise: Tensor, generators: Sequence[torch.Generator] | None,
-          total: int, stochastic: bool) -> Iterator[SamplerStep]:
-    # sample lives in the scheduler's space: x_T * init_noise_sigma is VP x_T = noise
-    sample = noise.float() * scheduler.init_noise_sigma
+          sample: Tensor, generators: Sequence[torch.Generator] | None,
+          total: int, stochastic: bool, begin: int = 0) -> Iterator[SamplerStep]:
     extra = {"generator": list(generators)} if stochastic else {}
     k = 0
-    last = len(scheduler.timesteps) - 1
-    for entry, t in enumerate(scheduler.timesteps):
+    timesteps = scheduler.timesteps[begin:]
+    last = len(timesteps) - 1
+    for entry, t in enumerate(timesteps):
         x_in = scheduler.scale_model_input(sample, t)
         eps, pred_x0 = eps_fn(x_in, float(t))
         with torch.no_grad():

@@ -17,7 +17,9 @@ from glide_ui.images import pil_to_tensor, tensor_to_pil
 from glide_ui.pipelines.common import (
     PreviewSettings,
     StageEvents,
+    Start,
     begin,
+    device_of,
     diffuse,
     image_generators,
     loading_notices,
@@ -37,28 +39,41 @@ from glide_ui.recipe import Recipe
 def text2im(request: Text2ImRequest, manager: Any) -> Iterator[Event]:
     """Generate `request.batch_size` images of the prompt; see the module docstring."""
     request, seeds = yield from begin(request)
+    yield from base_then_upsample("text2im", request, seeds, manager)
+
+
+def base_then_upsample(pipeline: str, request: Any, seeds: Sequence[int], manager: Any,
+                       x0: torch.Tensor | None = None, **record: Any) -> Iterator[Event]:
+    """The guided base stage, then the upsampler, then the Result (its recipes of
+    `pipeline`, with `record` added). With `x0` [1, 3, 64, 64] in [-1, 1], the base stage
+    starts part-way from it at `request.strength` (SDEdit, see `common.Start`)."""
     names = ("base", "upsample") if request.upsample else ("base",)
     yield from prompt_notices(request.prompt, manager, names)
     yield from loading_notices(manager, names)
     with manager.use(*names) as models:
-        x = yield from guided_base(models[0], request, seeds)
+        start = None if x0 is None else Start(x0.to(device_of(models[0])), request.strength)
+        x = yield from guided_base(models[0], request, seeds, start=start)
         if request.upsample:
             x = yield from upsample(models[1], request.prompt, x, seeds,
                                     request.upsample_respacing, request.upsample_sampler,
                                     request.upsample_temp, preview_settings(request))
-    yield Result(tensor_to_pil(x), make_recipes("text2im", request, seeds, manager, names))
+    recipes = make_recipes(pipeline, request, seeds, manager, names, **record)
+    yield Result(tensor_to_pil(x), recipes)
 
 
 def guided_base(model: nn.Module, request: Any, seeds: Sequence[int],
-                denoised_fn: Any = None, **inputs: torch.Tensor) -> StageEvents:
+                denoised_fn: Any = None, start: Start | None = None,
+                **inputs: torch.Tensor) -> StageEvents:
     """The 64 px base stage with classifier-free guidance. `inputs` (e.g. the inpainting
-    image and mask) hold the two rows [cond, uncond] of one image, shared by the batch."""
+    image and mask) hold the two rows [cond, uncond] of one image, shared by the batch;
+    `start` (SDEdit) as for `common.diffuse`."""
     text = text_condition(model, request.prompt, guided=True)
     one_image = cfg_model_fn(model, request.guidance_scale, text=text, **inputs)
     model_fn = per_image([one_image] * len(seeds))
     return (yield from diffuse("base", model, model_fn, image_generators(seeds),
                                request.base_respacing, request.sampler,
-                               preview_settings(request), denoised_fn=denoised_fn))
+                               preview_settings(request), denoised_fn=denoised_fn,
+                               start=start))
 
 
 def preview_settings(request: Any) -> PreviewSettings:

@@ -6,6 +6,7 @@ import json
 import time
 from io import BytesIO
 from pathlib import Path
+from typing import TypeVar
 
 import gradio as gr
 from gradio.data_classes import FileData
@@ -16,6 +17,7 @@ from glide_ui.errors import RequestError
 from glide_ui.images import open_image, to_rgb
 
 BRUSH = gr.Brush(colors=[("#ff3030", 0.55)], color_mode="fixed")
+E = TypeVar("E", bound=gr.ImageEditor)
 
 
 def mask_editor(**kwargs) -> gr.ImageMask:
@@ -32,7 +34,11 @@ def mask_editor(**kwargs) -> gr.ImageMask:
     """
     options = dict(brush=BRUSH, eraser=gr.Eraser(), layers=False,
                    transforms=(), sources=("upload", "clipboard"), type="pil", format="png")
-    editor = gr.ImageMask(**{**options, **kwargs})
+    return checked(gr.ImageMask(**{**options, **kwargs}))
+
+
+def checked(editor: E) -> E:
+    """`editor` (any gr.ImageEditor) with its uploads checked as `mask_editor` says."""
     convert = editor.convert_and_format_image
 
     def checked_convert(file: FileData | bytes | None, flatten_on_white: bool = False):

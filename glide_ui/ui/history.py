@@ -31,7 +31,7 @@ PAGE_SIZE = 24
 MAX_PAGE_SIZE = 200
 THUMB_SIZE = 256  # larger pictures are listed as thumbnails of this size
 TAB_CHOICES = [("All tabs", ""), ("Generate", "generate"), ("CLIP-guided", "clip_guided"),
-               ("Inpaint", "inpaint")]
+               ("Inpaint", "inpaint"), ("Sketch", "sketch"), ("Variations", "variations")]
 TAB_TITLES = {value: title for title, value in TAB_CHOICES if value}
 CAPTION_CHARS = 60
 
@@ -246,10 +246,10 @@ class HistoryView:
                  page: int = 1, page_size: int = PAGE_SIZE,
                  request: gr.Request = None) -> dict:
         """The user's saved pictures, newest first: `query` = words of the prompt (each a
-        word prefix; all must match), `tab` = generate | clip_guided | inpaint ('' = all),
-        `since` / `until` = first and last day (YYYY-MM-DD, local time). Gives the page,
-        the number of pages and matches, and each picture's id, file, tab, prompt, seed,
-        settings, model hashes and time. Open one with /history_open."""
+        word prefix; all must match), `tab` = generate | clip_guided | inpaint | sketch |
+        variations ('' = all), `since` / `until` = first and last day (YYYY-MM-DD, local
+        time). Gives the page, the number of pages and matches, and each picture's id,
+        file, tab, prompt, seed, settings, model hashes and time. Open one with /history_open."""
         if not 1 <= int(page_size) <= MAX_PAGE_SIZE:
             raise HistoryError(f"page_size must be from 1 to {MAX_PAGE_SIZE}, got {page_size}.")
         result = self._history().page(user_of(request), make_query(query, tab, since, until),

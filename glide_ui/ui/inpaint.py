@@ -7,7 +7,7 @@ import gradio as gr
 from glide_ui.errors import GlideUIError
 from glide_ui.images import editor_background, mask_from_editor, mask_preview
 from glide_ui.pipelines.inpaint import inpaint as run_inpaint
-from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, MAX_MASK_PIXELS, InpaintRequest
+from glide_ui.pipelines.requests import MAX_MASK_PIXELS, InpaintRequest
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import ASSETS_DIR, GPU_QUEUE, Backend, TabHandles, user_of
 from glide_ui.ui.editor import mask_editor, upload_guard
@@ -102,13 +102,7 @@ def build(backend: Backend) -> TabHandles:
                 mask_feather = widgets.pipeline_checked(gr.Slider(
                     0, MAX_MASK_PIXELS, value=8, step=1, label="Feather (px)",
                     info="Soft edge when pasting back into the picture."))
-            guidance_scale = widgets.scale_slider(5.0, "Guidance scale",
-                                                  "Classifier-free guidance (paper: 5).",
-                                                  GUIDANCE_SCALE_RANGE)
-            batch_size = widgets.batch_slider()
-            seed = widgets.seed_box()
-            with gr.Accordion("Advanced", open=False):
-                sampling = widgets.sampler_controls(upsample_sampler="ancestral")
+            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings()
             examples = gr.Examples(example_rows(), inputs=[editor, prompt],
                                    label="Example pictures", api_visibility="private")
         with gr.Column(scale=5, min_width=320):

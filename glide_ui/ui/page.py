@@ -5,7 +5,16 @@ from __future__ import annotations
 import gradio as gr
 
 from glide_ui.openai_clip import clip_code_missing
-from glide_ui.ui import clip_guided, generate, history, inpaint, models_panel, png_info
+from glide_ui.ui import (
+    clip_guided,
+    generate,
+    history,
+    inpaint,
+    models_panel,
+    png_info,
+    sketch,
+    variations,
+)
 from glide_ui.ui.backend import Backend, TabHandles
 from glide_ui.ui.editor import editor_value
 from glide_ui.ui.history import HistoryHandles, user_messages
@@ -14,7 +23,8 @@ from glide_ui.ui.widgets import picked_path
 INTRO = (
     "# GLIDE\n"
     "OpenAI's GLIDE text-to-image diffusion models, with the official weights: "
-    "**Generate** from a prompt, steer with **CLIP**, or **Inpaint** a region you paint. "
+    "**Generate** from a prompt, steer with **CLIP**, **Inpaint** a region you paint, edit "
+    "from coloured strokes (**Sketch**) or make **Variations** of a picture. "
     "Previews stream while the model denoises; every PNG carries its recipe, and "
     "**History** keeps what you make."
 )
@@ -37,6 +47,10 @@ def build_demo(backend: Backend) -> gr.Blocks:
                 handles.append(clip_guided.build(backend))
             with gr.Tab("Inpaint", id=inpaint.TAB_ID):
                 handles.append(inpaint.build(backend))
+            with gr.Tab("Sketch", id=sketch.TAB_ID):
+                handles.append(sketch.build(backend))
+            with gr.Tab("Variations", id=variations.TAB_ID):
+                handles.append(variations.build(backend))
             with gr.Tab("History", id=history.TAB_ID) as history_tab:
                 past = history.build(backend, history_tab)
             with gr.Tab("PNG info", id=png_info.TAB_ID):
@@ -47,10 +61,11 @@ def build_demo(backend: Backend) -> gr.Blocks:
         _wire_send_to_inpaint(tabs, handles, past)
         targets = {tabs, *(widget for h in handles for widget in h.controls.values()),
                    *(h.notes for h in handles)}
-        editor = next(h.controls["mask_editor"] for h in handles if h.tab_id == inpaint.TAB_ID)
+        sources = [next(h.controls[name] for h in handles if name in h.controls)
+                   for name in png_info.RECIPE_SOURCES.values()]
         restore = png_info.restore_handler(tabs, handles, backend.manager)
         for button, recipe in ((restore_button, recipe_json), (past.restore, past.recipe_json)):
-            button.click(restore, [recipe, editor], targets,
+            button.click(restore, [recipe, *sources], targets,
                          api_visibility="private")  # queued: see png_info.build
     return demo
 

@@ -9,12 +9,19 @@ from glide_ui.images import editor_background, load_image, mask_from_editor, rea
 from glide_ui.models import ModelManager
 from glide_ui.pipelines.inpaint import input_record
 from glide_ui.recipe import Recipe
+from glide_ui.ui import sketch, variations
 from glide_ui.ui.backend import TabHandles
 from glide_ui.ui.settings import restore_plan, restore_warnings
 
 TAB_ID = "png_info"
-PIPELINE_TABS = {"text2im": "generate", "clip_guided": "clip_guided", "inpaint": "inpaint"}
-TAB_TITLES = {"generate": "Generate", "clip_guided": "CLIP-guided", "inpaint": "Inpaint"}
+PIPELINE_TABS = {"text2im": "generate", "clip_guided": "clip_guided", "inpaint": "inpaint",
+                 "sketch": "sketch", "variations": "variations"}
+TAB_TITLES = {"generate": "Generate", "clip_guided": "CLIP-guided", "inpaint": "Inpaint",
+              "sketch": "Sketch", "variations": "Variations"}
+# The widget (a tab's control) that holds each pipeline's input pictures, whose
+# fingerprints a restore compares with the recipe's.
+RECIPE_SOURCES = {"inpaint": "mask_editor", "sketch": "sketch_editor",
+                  "variations": "picture"}
 NO_FILE = "Drop a PNG made by glide-ui to see how it was made."
 
 
@@ -60,9 +67,10 @@ def build() -> tuple[gr.File, gr.Button, gr.Textbox]:
 def restore_handler(tabs: gr.Tabs, handles: list[TabHandles], manager: ModelManager):
     """A handler that sets the widgets of the recipe's tab, says in that tab's notes what it
     could not bring back (before anyone runs), and switches to the tab. It takes the
-    recipe JSON and the inpainting editor's value (to check an inpainting recipe's inputs)."""
+    recipe JSON and the values of the RECIPE_SOURCES widgets, in that order (to check the
+    inputs of a recipe that has them)."""
 
-    def restore(recipe_json: str, mask_editor: dict | None) -> dict:
+    def restore(recipe_json: str, *sources: object) -> dict:
         if not recipe_json:
             raise gr.Error("Drop a PNG made here first.")
         try:
@@ -77,7 +85,10 @@ def restore_handler(tabs: gr.Tabs, handles: list[TabHandles], manager: ModelMana
         left += [name for name in values if name not in target.controls]
         updates = {target.controls[name]: value
                    for name, value in values.items() if name in target.controls}
-        inputs = editor_inputs(mask_editor) if recipe.pipeline == "inpaint" else None
+        inputs = None
+        if recipe.pipeline in RECIPE_SOURCES:
+            source = dict(zip(RECIPE_SOURCES, sources, strict=True))[recipe.pipeline]
+            inputs = _FINGERPRINTS[recipe.pipeline](source)
         warnings = restore_warnings(recipe, manager, left, inputs)
         note = restore_note(recipe, warnings)
         if warnings:
@@ -99,12 +110,18 @@ def editor_inputs(mask_editor: dict | None) -> dict[str, str] | None:
         return None
 
 
+_FINGERPRINTS = {"inpaint": editor_inputs, "sketch": sketch.editor_inputs,
+                 "variations": variations.picture_inputs}
+_WITH_INPUTS = {"inpaint": " with the picture and mask in the editor",
+                "sketch": " with the picture and strokes in the editor",
+                "variations": " with the picture loaded"}
+
+
 def restore_note(recipe: Recipe, warnings: list[str]) -> str:
     """The tab's notes after a restore: what was restored, and what may make it differ."""
     head = f"Restored the settings of a PNG (seed {recipe.seed})"
     if not warnings:
-        inputs = " with the picture and mask in the editor" if recipe.pipeline == "inpaint" \
-            else ""
+        inputs = _WITH_INPUTS.get(recipe.pipeline, "")
         return f"- {head}: every setting is in place; running{inputs} gives the same image."
     return "\n".join([f"- ⚠️ {head}, but running may not give the same image:",
                       *(f"  - {warning}" for warning in warnings)])

@@ -17,7 +17,7 @@ RECORD_ONLY = ("device", "dtype", "compute_path", "image_size", "image_sha256", 
 # Recipe settings -> the widget (handler parameter) that holds each, beyond the ones with
 # special handling in `widget_values` (scales, respacings).
 _SAME_NAME = ("sampler", "upsample", "upsample_temp", "upsample_sampler", "clip_source",
-              "openai_clip_model", "mask_grow", "mask_feather")
+              "openai_clip_model", "mask_grow", "mask_feather", "strength")
 
 
 def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: str,
@@ -83,8 +83,9 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
     """Why a run of the restored settings may not give the recipe's pixels, in words.
 
     `manager`: this server's (device, dtype, weights); `left`: settings no widget holds;
-    `inputs`: for an inpainting recipe, the fingerprints of the picture and mask now in the
-    editor (see `pipelines.inpaint.input_record`), or None when it holds none.
+    `inputs`: for a recipe of inputs (inpainting, sketch, variations), the fingerprints of
+    the picture (and mask) now in its tab (see `pipelines.inpaint.input_record`), or None
+    when it holds none.
     """
     settings = recipe.settings
     notes = []
@@ -109,8 +110,8 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
     if left:
         notes.append(f"This version has no setting for {', '.join(left)}; "
                      "it was not restored.")
-    if recipe.pipeline == "inpaint":
-        notes.extend(_inpaint_inputs_note(settings, inputs))
+    if "image_sha256" in settings:
+        notes.extend(_inputs_note(recipe.pipeline, settings, inputs))
     return notes
 
 
@@ -128,12 +129,16 @@ def _place(device: Any, dtype: Any) -> str:
     return " in ".join(str(part) for part in (device, dtype) if part)
 
 
-def _inpaint_inputs_note(settings: dict[str, Any], inputs: dict[str, str] | None) -> list[str]:
+_PAINT = {"inpaint": " and paint the same mask", "sketch": " and paint the same strokes"}
+
+
+def _inputs_note(pipeline: str, settings: dict[str, Any],
+                 inputs: dict[str, str] | None) -> list[str]:
     size = settings.get("image_size")
     what = f"the same picture ({size[0]} x {size[1]} pixels)" if size else "the same picture"
     if inputs is None or inputs.get("image_sha256") != settings.get("image_sha256"):
-        return [f"A recipe does not hold the picture and the mask, only their fingerprints: "
-                f"load {what} and paint the same mask, or the result will differ."]
+        return [f"A recipe does not hold its pictures, only their fingerprints: "
+                f"load {what}{_PAINT.get(pipeline, '')}, or the result will differ."]
     if inputs.get("mask_sha256") != settings.get("mask_sha256"):
         return ["The picture in the editor is the one it was made from, but the mask is "
                 "not: paint the same mask, or the result will differ."]

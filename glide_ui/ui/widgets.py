@@ -13,12 +13,16 @@ from glide_ui.errors import RequestError
 from glide_ui.pipelines.requests import (
     DIFFUSION_STEPS,
     FAST_PRESET,
+    GUIDANCE_SCALE_RANGE,
     MAX_BATCH_SIZE,
+    MAX_MASK_PIXELS,
     MAX_SEED,
     SOLVER_LABELS,
     UPSAMPLE_TEMP_RANGE,
     respacing_steps,
 )
+from glide_ui.ui.backend import GPU_QUEUE
+from glide_ui.ui.gpu import on_gpu
 from glide_ui.ui.streaming import RunArea, idle_progress
 
 UPSAMPLE_STEPS = ["fast27", "10", "27", "50", "100", "250"]
@@ -170,11 +174,46 @@ def _steps_of(spec: str):
         return gr.skip()
 
 
+def mask_sliders(grow_label: str, grow_info: str) -> tuple[gr.Slider, gr.Slider]:
+    """The grow and feather sliders (pixels) of a tab that repaints a region."""
+    with gr.Row():
+        grow = pipeline_checked(gr.Slider(0, MAX_MASK_PIXELS, value=0, step=1,
+                                          label=grow_label, info=grow_info))
+        feather = pipeline_checked(gr.Slider(
+            0, MAX_MASK_PIXELS, value=8, step=1, label="Feather (px)",
+            info="Soft edge when pasting back into the picture."))
+    return grow, feather
+
+
+def repaint_settings() -> tuple[gr.Slider, gr.Slider, gr.Number, SamplerControls]:
+    """Guidance scale, batch size, seed and the "Advanced" fold of a tab that repaints a
+    region with the inpainting models (their upsampler as the reference inpaint notebook)."""
+    guidance_scale = scale_slider(5.0, "Guidance scale", "Classifier-free guidance (paper: 5).",
+                                  GUIDANCE_SCALE_RANGE)
+    batch_size = batch_slider()
+    seed = seed_box()
+    with gr.Accordion("Advanced", open=False):
+        sampling = sampler_controls(upsample_sampler="ancestral")
+    return guidance_scale, batch_size, seed, sampling
+
+
 def run_buttons(label: str) -> RunButtons:
     with gr.Row():
         run = gr.Button(label, variant="primary", scale=3, elem_classes=["glide-run"])
         stop = gr.Button("Stop", variant="stop", scale=1, elem_classes=["glide-stop"])
     return RunButtons(run, stop)
+
+
+def wire_runs(handler: Callable, buttons: RunButtons, prompt: gr.Textbox,
+              inputs: list, outputs: list, api_name: str) -> list:
+    """Run `handler` from the button (the HTTP endpoint `api_name`) and from Enter in the
+    prompt, one run at a time across the tabs (the model worker); Stop cancels either."""
+    runs = [buttons.run.click(on_gpu(handler), inputs, outputs, api_name=api_name,
+                              concurrency_id=GPU_QUEUE, show_progress="hidden"),
+            prompt.submit(on_gpu(handler), inputs, outputs, api_visibility="private",
+                          concurrency_id=GPU_QUEUE, show_progress="hidden")]
+    buttons.stop.click(None, cancels=runs)
+    return runs
 
 
 def run_area(gallery_label: str = "Results", preview_height: int = 300) -> RunArea:

@@ -1,0 +1,71 @@
+"""The Variations tab: new pictures that keep a picture's composition (SDEdit with the
+base model at 64 px, then the upsampler)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from glide_ui.errors import GlideUIError
+from glide_ui.images import load_image
+from glide_ui.pipelines.inpaint import input_record
+from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, VariationsRequest
+from glide_ui.pipelines.variations import variations as run_variations
+from glide_ui.ui import widgets
+from glide_ui.ui.backend import Backend, TabHandles, user_of
+from glide_ui.ui.settings import sampling_fields
+from glide_ui.ui.sketch import strength_slider
+from glide_ui.ui.streaming import render, user_errors
+
+TAB_ID = "variations"
+
+
+def picture_inputs(picture: str | None) -> dict[str, str] | None:
+    """The fingerprints (as a variations recipe records them) of the picture, or None."""
+    try:
+        return input_record(load_image(picture)) if picture else None
+    except GlideUIError:
+        return None
+
+
+def build(backend: Backend) -> TabHandles:
+    store = backend.store
+
+    @user_errors
+    def variations(picture, prompt, strength, batch_size, seed, guidance_scale, sampler,
+                   steps, upsample, upsample_steps, upsample_temp, base_respacing,
+                   upsample_sampler, filmstrip, request: gr.Request = None):
+        if picture is not None and not backend.shares_files:  # a replica elsewhere
+            picture = load_image(picture)
+        events = backend.run(run_variations, VariationsRequest(
+            image=picture, prompt=prompt, strength=strength, batch_size=batch_size,
+            seed=seed, guidance_scale=guidance_scale,
+            **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
+                              base_respacing, upsample_sampler, filmstrip)))
+        yield from render(events, store, user_of(request))
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=320):
+            picture = gr.Image(label="Picture", type="filepath", sources=("upload", "clipboard"),
+                               format="png", height=320, elem_id="variations-picture")
+            prompt = widgets.prompt_box("what the variations should show")
+            buttons = widgets.run_buttons("Make variations")
+            strength = strength_slider(0.6, "How far from the picture: 0 keeps its 64 px "
+                                            "version, 1 ignores it (text to image).")
+            guidance_scale = widgets.scale_slider(3.0, "Guidance scale",
+                                                  "Classifier-free guidance.",
+                                                  GUIDANCE_SCALE_RANGE)
+            batch_size = widgets.batch_slider(4)
+            seed = widgets.seed_box()
+            with gr.Accordion("Advanced", open=False):
+                sampling = widgets.sampler_controls()
+        with gr.Column(scale=6, min_width=320):
+            area = widgets.run_area()
+            actions = widgets.result_actions(area)
+
+    inputs = [picture, prompt, strength, batch_size, seed, guidance_scale, *sampling.inputs()]
+    widgets.wire_runs(variations, buttons, prompt, inputs, area.outputs(), "variations")
+    controls = {"picture": picture, "prompt": prompt, "strength": strength,
+                "batch_size": batch_size, "seed": seed, "guidance_scale": guidance_scale,
+                **sampling.by_name()}
+    return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
+                      area.notes)

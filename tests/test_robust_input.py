@@ -116,7 +116,7 @@ def _shown(value) -> str:
 
 def test_other_fields_out_of_range(raw, files):
     inpaint = _inputs("/inpaint", raw, files)
-    cases = [("/inpaint", "mask_grow", -1, "Mask grow"),
+    cases = [("/inpaint", "mask_grow", -10_000, "Mask grow"),
              ("/inpaint", "mask_feather", 10_000, "Mask feather"),
              ("/clip_guided", "cfg_scale", 99, "Guidance scale"),
              ("/generate", "sampler", "euler", "list of choices"),

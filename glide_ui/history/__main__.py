@@ -28,7 +28,8 @@ def parser() -> argparse.ArgumentParser:
                         help="list pictures whose prompt has these words ('' = all), newest "
                              "first")
     parser.add_argument("--user", default="", help="whose pictures to list (with --auth)")
-    parser.add_argument("--tab", default="", choices=["", "generate", "clip_guided", "inpaint"])
+    parser.add_argument("--tab", default="",
+                        choices=["", "generate", "clip_guided", "inpaint", "outpaint"])
     parser.add_argument("--limit", type=int, default=50)
     return parser
 

@@ -7,10 +7,12 @@ Each pipeline is a generator of events (`Status`, `Progress`, `Preview`, then on
 from glide_ui.pipelines.clip_guided import clip_guided
 from glide_ui.pipelines.events import Event, Preview, Progress, Result, Status
 from glide_ui.pipelines.inpaint import inpaint
+from glide_ui.pipelines.outpaint import outpaint
 from glide_ui.pipelines.rank import rank, rank_result, ranked
 from glide_ui.pipelines.requests import (
     ClipGuidedRequest,
     InpaintRequest,
+    OutpaintRequest,
     Request,
     Text2ImRequest,
     request_from_recipe,
@@ -20,7 +22,8 @@ from glide_ui.pipelines.sweep import compare_guidance, sweep
 from glide_ui.pipelines.text2im import text2im
 
 __all__ = [
-    "ClipGuidedRequest", "Event", "InpaintRequest", "Preview", "Progress", "Request", "Result",
-    "Status", "Text2ImRequest", "clip_guided", "compare_guidance", "inpaint", "rank",
+    "ClipGuidedRequest", "Event", "InpaintRequest", "OutpaintRequest", "Preview", "Progress",
+    "Request", "Result", "Status", "Text2ImRequest", "clip_guided", "compare_guidance",
+    "inpaint", "outpaint", "rank",
     "rank_result", "ranked", "request_from_recipe", "sweep", "text2im", "validate",
 ]

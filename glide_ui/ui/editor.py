@@ -16,6 +16,7 @@ from glide_ui.errors import RequestError
 from glide_ui.images import open_image, to_rgb
 
 BRUSH = gr.Brush(colors=[("#ff3030", 0.55)], color_mode="fixed")
+BRUSH_RGBA = (255, 48, 48, 140)  # the brush's colour and opacity, for layers made here
 
 
 def mask_editor(**kwargs) -> gr.ImageMask:

@@ -31,7 +31,7 @@ PAGE_SIZE = 24
 MAX_PAGE_SIZE = 200
 THUMB_SIZE = 256  # larger pictures are listed as thumbnails of this size
 TAB_CHOICES = [("All tabs", ""), ("Generate", "generate"), ("CLIP-guided", "clip_guided"),
-               ("Inpaint", "inpaint")]
+               ("Inpaint", "inpaint"), ("Outpaint", "outpaint")]
 TAB_TITLES = {value: title for title, value in TAB_CHOICES if value}
 CAPTION_CHARS = 60
 

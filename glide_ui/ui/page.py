@@ -5,7 +5,15 @@ from __future__ import annotations
 import gradio as gr
 
 from glide_ui.openai_clip import clip_code_missing
-from glide_ui.ui import clip_guided, generate, history, inpaint, models_panel, png_info
+from glide_ui.ui import (
+    clip_guided,
+    generate,
+    history,
+    inpaint,
+    models_panel,
+    outpaint,
+    png_info,
+)
 from glide_ui.ui.backend import Backend, TabHandles
 from glide_ui.ui.editor import editor_value
 from glide_ui.ui.history import HistoryHandles, user_messages
@@ -14,7 +22,8 @@ from glide_ui.ui.widgets import picked_path
 INTRO = (
     "# GLIDE\n"
     "OpenAI's GLIDE text-to-image diffusion models, with the official weights: "
-    "**Generate** from a prompt, steer with **CLIP**, or **Inpaint** a region you paint. "
+    "**Generate** from a prompt, steer with **CLIP**, **Inpaint** a region you paint, or "
+    "**Outpaint** a picture beyond its edges. "
     "Previews stream while the model denoises; every PNG carries its recipe, and "
     "**History** keeps what you make."
 )
@@ -37,6 +46,8 @@ def build_demo(backend: Backend) -> gr.Blocks:
                 handles.append(clip_guided.build(backend))
             with gr.Tab("Inpaint", id=inpaint.TAB_ID):
                 handles.append(inpaint.build(backend))
+            with gr.Tab("Outpaint", id=outpaint.TAB_ID):
+                handles.append(outpaint.build(backend))
             with gr.Tab("History", id=history.TAB_ID) as history_tab:
                 past = history.build(backend, history_tab)
             with gr.Tab("PNG info", id=png_info.TAB_ID):

@@ -13,8 +13,10 @@ from glide_ui.ui.backend import TabHandles
 from glide_ui.ui.settings import restore_plan, restore_warnings
 
 TAB_ID = "png_info"
-PIPELINE_TABS = {"text2im": "generate", "clip_guided": "clip_guided", "inpaint": "inpaint"}
-TAB_TITLES = {"generate": "Generate", "clip_guided": "CLIP-guided", "inpaint": "Inpaint"}
+PIPELINE_TABS = {"text2im": "generate", "clip_guided": "clip_guided", "inpaint": "inpaint",
+                 "outpaint": "outpaint"}
+TAB_TITLES = {"generate": "Generate", "clip_guided": "CLIP-guided", "inpaint": "Inpaint",
+              "outpaint": "Outpaint"}
 NO_FILE = "Drop a PNG made by glide-ui to see how it was made."
 
 

@@ -17,7 +17,11 @@ RECORD_ONLY = ("device", "dtype", "compute_path", "image_size", "image_sha256", 
 # Recipe settings -> the widget (handler parameter) that holds each, beyond the ones with
 # special handling in `widget_values` (scales, respacings).
 _SAME_NAME = ("sampler", "upsample", "upsample_temp", "upsample_sampler", "clip_source",
-              "openai_clip_model", "mask_grow", "mask_feather")
+              "openai_clip_model", "mask_grow", "mask_feather", "mask_invert", "mask_shape",
+              "left", "top", "right", "bottom", "aspect_ratio", "blend")
+
+# Settings added after the first recipes: a recipe without them was made with these values.
+_ADDED_LATER = {"inpaint": {"mask_invert": False, "mask_shape": ""}}
 
 
 def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: str,
@@ -63,6 +67,8 @@ def restore_plan(recipe: Recipe) -> tuple[dict[str, Any], list[str]]:
     for key in _SAME_NAME:
         if key in settings:
             values[key] = settings.pop(key)
+    for key, value in _ADDED_LATER.get(recipe.pipeline, {}).items():
+        values.setdefault(key, value)
     left = [key for key in settings if key not in RECORD_ONLY]
     return values, left
 
@@ -111,6 +117,9 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
                      "it was not restored.")
     if recipe.pipeline == "inpaint":
         notes.extend(_inpaint_inputs_note(settings, inputs))
+    elif "image_sha256" in settings:  # a picture this page cannot check (e.g. outpainting)
+        notes.append(f"A recipe does not hold the picture, only its fingerprint: load "
+                     f"{_same_picture(settings)}, or the result will differ.")
     return notes
 
 
@@ -128,9 +137,13 @@ def _place(device: Any, dtype: Any) -> str:
     return " in ".join(str(part) for part in (device, dtype) if part)
 
 
-def _inpaint_inputs_note(settings: dict[str, Any], inputs: dict[str, str] | None) -> list[str]:
+def _same_picture(settings: dict[str, Any]) -> str:
     size = settings.get("image_size")
-    what = f"the same picture ({size[0]} x {size[1]} pixels)" if size else "the same picture"
+    return f"the same picture ({size[0]} x {size[1]} pixels)" if size else "the same picture"
+
+
+def _inpaint_inputs_note(settings: dict[str, Any], inputs: dict[str, str] | None) -> list[str]:
+    what = _same_picture(settings)
     if inputs is None or inputs.get("image_sha256") != settings.get("image_sha256"):
         return [f"A recipe does not hold the picture and the mask, only their fingerprints: "
                 f"load {what} and paint the same mask, or the result will differ."]

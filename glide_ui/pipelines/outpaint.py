@@ -80,7 +80,7 @@ def plan_windows(canvas: tuple[int, int], kept: Box, side: int = WINDOW,
 
     The made region grows from `kept` in rings: each ring reaches at most `side - context`
     pixels further out on each side, so a window reaching out keeps at least `context`
-    known pixels across. A ring's windows run first down the left and right edges (the rows
+    known pixels across (a quarter of the window on a canvas smaller than `side`). A ring's windows run first down the left and right edges (the rows
     already made), then along the top and bottom (corners included, which then see both);
     neighbours along an edge overlap by `context` pixels. Windows are squares of
     min(`side`, the canvas's longer side) pixels: never larger than the model window, so
@@ -88,7 +88,7 @@ def plan_windows(canvas: tuple[int, int], kept: Box, side: int = WINDOW,
     """
     width, height = canvas
     side = min(side, max(width, height))
-    reach = max(side - context, 1)
+    reach = side - min(context, side // 4)
     made = kept
     windows: list[Box] = []
     while made != (0, 0, width, height):
@@ -106,7 +106,20 @@ def plan_windows(canvas: tuple[int, int], kept: Box, side: int = WINDOW,
                 windows += [(x, y, x + side, y + side) for x in _tiles(ring[0], ring[2], side,
                                                                       context, width)]
         made = ring
-    return windows
+    return _useful(windows, canvas, kept)
+
+
+def _useful(windows: list[Box], canvas: tuple[int, int], kept: Box) -> list[Box]:
+    """`windows` without those whose pixels are all made before them (on a small canvas,
+    one window may hold several rings' edges)."""
+    made = np.zeros(canvas[::-1], dtype=bool)
+    _inside(made, kept)[:] = True
+    useful = []
+    for box in windows:
+        if not _inside(made, box).all():
+            useful.append(box)
+            _inside(made, box)[:] = True
+    return useful
 
 
 def _place(start: int, stop: int, side: int, limit: int, toward: int | None = None) -> int:
@@ -176,8 +189,6 @@ def outpaint(request: OutpaintRequest, manager: Any) -> Iterator[Event]:
     yield from loading_notices(manager, names)
     with manager.use(*names) as models:
         for index, box in enumerate(plan.windows):
-            if _inside(made, box).all():
-                continue  # its pixels were all made by earlier windows
             label = f"window {index + 1}/{len(plan.windows)}"
             patches = [patch_at(Image.fromarray(canvas), ~made, box) for canvas in canvases]
             x = yield from _labelled(label, base_stage(models[0], request, seeds, patches,

@@ -80,11 +80,13 @@ def plan_windows(canvas: tuple[int, int], kept: Box, side: int = WINDOW,
 
     The made region grows from `kept` in rings: each ring reaches at most `side - context`
     pixels further out on each side, so a window reaching out keeps at least `context`
-    known pixels across (a quarter of the window on a canvas smaller than `side`). A ring's windows run first down the left and right edges (the rows
-    already made), then along the top and bottom (corners included, which then see both);
-    neighbours along an edge overlap by `context` pixels. Windows are squares of
-    min(`side`, the canvas's longer side) pixels: never larger than the model window, so
-    no window shrinks the picture; on a canvas narrower than that they overhang it.
+    known pixels across (a quarter of the window on a canvas smaller than `side`). A
+    ring's windows run first down the left and right edges (the rows already made), then
+    along the top and bottom (corners included, which then see both); neighbours along an
+    edge overlap by `context` pixels. Windows are squares of min(`side`, the canvas's
+    longer side) pixels: never larger than the model window, so no window shrinks the
+    picture; on a canvas narrower than that they overhang it. Windows whose pixels are
+    all made before them are left out.
     """
     width, height = canvas
     side = min(side, max(width, height))

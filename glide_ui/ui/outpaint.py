@@ -103,10 +103,14 @@ def build(backend: Backend) -> TabHandles:
             prompt = widgets.prompt_box("what the whole extended picture shows",
                                         label="Prompt for the extended picture")
             buttons = widgets.run_buttons("Outpaint")
-            with gr.Row():
-                sides = [widgets.pipeline_checked(gr.Slider(
-                    0, MAX_EXTENSION, value=0, step=1, label=f"{side.capitalize()} (px)",
-                    min_width=120)) for side in SIDES]
+            by_side = {}
+            for pair in (("left", "right"), ("top", "bottom")):
+                with gr.Row():
+                    for side in pair:
+                        by_side[side] = widgets.pipeline_checked(gr.Slider(
+                            0, MAX_EXTENSION, value=0, step=1, label=f"{side.capitalize()} (px)",
+                            info=f"Pixels added on the {side}."))
+            sides = [by_side[side] for side in SIDES]
             with gr.Row():
                 aspect_ratio = gr.Dropdown(ASPECTS, value="", label="Or extend to",
                                            allow_custom_value=True,
@@ -139,8 +143,8 @@ def build(backend: Backend) -> TabHandles:
         side.input(lambda: "", outputs=aspect_ratio, queue=False, api_visibility="private",
                    show_progress="hidden")
     plan_inputs = [image, *sides, aspect_ratio, blend]
-    for trigger in (image.change, aspect_ratio.change, blend.release,
-                    examples.load_input_event.then, *(side.release for side in sides)):
+    for trigger in (image.change, aspect_ratio.change, blend.change,
+                    examples.load_input_event.then, *(side.change for side in sides)):
         trigger(plan_view, plan_inputs, [plan, plan_note], queue=False,
                 api_visibility="private", show_progress="hidden", trigger_mode="always_last")
 

@@ -244,7 +244,7 @@ def test_fast_preset_then_pick_and_upsample_one(page):
     assert recipe.settings["upsample_respacing"] == "10"
 
 
-def test_outpaint_the_example_photo_to_the_right(page):
+def test_outpaint_the_example_photo_to_the_right_then_restore_it(page, tmp_path):
     tab = panel(page, "Outpaint")
     tab.locator("#outpaint-image input[type=file]").set_input_files(ASSETS / "chelsea.png")
     set_number(tab, "Right (px)", 128)
@@ -262,6 +262,20 @@ def test_outpaint_the_example_photo_to_the_right(page):
     photo = np.asarray(Image.open(ASSETS / "chelsea.png").convert("RGB"), dtype=np.int16)
     assert np.array_equal(image_at(page, result)[:, :443], photo[:, :443])
     screenshot(page, "outpaint")
+
+    png = tmp_path / "outpainted.png"
+    png.write_bytes(page.request.get(tab.locator(".glide-gallery img").first
+                                     .get_attribute("src")).body())
+    set_number(tab, "Right (px)", 0)
+    info = panel(page, "PNG info")
+    info.locator("#png-info-file input[type=file]").set_input_files(png)
+    expect(info.locator("#png-info-message")).to_contain_text("Outpaint")
+    info.get_by_role("button", name="Restore settings").click()
+    expect(page.get_by_role("tab", name="Outpaint", exact=True)).to_have_attribute(
+        "aria-selected", "true")
+    tab = page.locator(".tabitem:visible").first
+    expect(tab.get_by_label("number input for Right (px)")).to_have_value("128")
+    expect(tab.locator(".glide-notes").last).to_contain_text("with the picture loaded gives the")
 
 
 def red_share(pixels: np.ndarray) -> float:

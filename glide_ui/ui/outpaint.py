@@ -158,7 +158,7 @@ def build(backend: Backend) -> TabHandles:
                       concurrency_id=GPU_QUEUE, show_progress="hidden"),
     ]
     buttons.stop.click(None, cancels=runs)
-    controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
+    controls = {"image": image, "prompt": prompt, "batch_size": batch_size, "seed": seed,
                 "guidance_scale": guidance_scale, **dict(zip(SIDES, sides, strict=True)),
                 "aspect_ratio": aspect_ratio, "blend": blend, **sampling.by_name()}
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,

@@ -59,9 +59,10 @@ def build_demo(backend: Backend) -> gr.Blocks:
         targets = {tabs, *(widget for h in handles for widget in h.controls.values()),
                    *(h.notes for h in handles)}
         editor = next(h.controls["mask_editor"] for h in handles if h.tab_id == inpaint.TAB_ID)
+        picture = next(h.controls["image"] for h in handles if h.tab_id == outpaint.TAB_ID)
         restore = png_info.restore_handler(tabs, handles, backend.manager)
         for button, recipe in ((restore_button, recipe_json), (past.restore, past.recipe_json)):
-            button.click(restore, [recipe, editor], targets,
+            button.click(restore, [recipe, editor, picture], targets,
                          api_visibility="private")  # queued: see png_info.build
     return demo
 

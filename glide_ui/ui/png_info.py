@@ -7,7 +7,7 @@ import gradio as gr
 from glide_ui.errors import GlideUIError
 from glide_ui.images import editor_background, load_image, mask_from_editor, read_recipe
 from glide_ui.models import ModelManager
-from glide_ui.pipelines.inpaint import input_record
+from glide_ui.pipelines.inpaint import image_record, input_record
 from glide_ui.recipe import Recipe
 from glide_ui.ui.backend import TabHandles
 from glide_ui.ui.settings import restore_plan, restore_warnings
@@ -62,9 +62,10 @@ def build() -> tuple[gr.File, gr.Button, gr.Textbox]:
 def restore_handler(tabs: gr.Tabs, handles: list[TabHandles], manager: ModelManager):
     """A handler that sets the widgets of the recipe's tab, says in that tab's notes what it
     could not bring back (before anyone runs), and switches to the tab. It takes the
-    recipe JSON and the inpainting editor's value (to check an inpainting recipe's inputs)."""
+    recipe JSON, the inpainting editor's value and the Outpaint tab's picture (to check a
+    recipe's inputs)."""
 
-    def restore(recipe_json: str, mask_editor: dict | None) -> dict:
+    def restore(recipe_json: str, mask_editor: dict | None, picture: str | None = None) -> dict:
         if not recipe_json:
             raise gr.Error("Drop a PNG made here first.")
         try:
@@ -79,7 +80,8 @@ def restore_handler(tabs: gr.Tabs, handles: list[TabHandles], manager: ModelMana
         left += [name for name in values if name not in target.controls]
         updates = {target.controls[name]: value
                    for name, value in values.items() if name in target.controls}
-        inputs = editor_inputs(mask_editor) if recipe.pipeline == "inpaint" else None
+        inputs = editor_inputs(mask_editor) if recipe.pipeline == "inpaint" else \
+            picture_inputs(picture)
         warnings = restore_warnings(recipe, manager, left, inputs)
         note = restore_note(recipe, warnings)
         if warnings:
@@ -101,12 +103,20 @@ def editor_inputs(mask_editor: dict | None) -> dict[str, str] | None:
         return None
 
 
+def picture_inputs(picture: str | None) -> dict[str, str] | None:
+    """The fingerprint of the picture in the Outpaint tab (None when there is none)."""
+    try:
+        return image_record(load_image(picture)) if picture else None
+    except GlideUIError:
+        return None
+
+
 def restore_note(recipe: Recipe, warnings: list[str]) -> str:
     """The tab's notes after a restore: what was restored, and what may make it differ."""
     head = f"Restored the settings of a PNG (seed {recipe.seed})"
     if not warnings:
-        inputs = " with the picture and mask in the editor" if recipe.pipeline == "inpaint" \
-            else ""
+        inputs = {"inpaint": " with the picture and mask in the editor",
+                  "outpaint": " with the picture loaded"}.get(recipe.pipeline, "")
         return f"- {head}: every setting is in place; running{inputs} gives the same image."
     return "\n".join([f"- ⚠️ {head}, but running may not give the same image:",
                       *(f"  - {warning}" for warning in warnings)])

@@ -90,7 +90,8 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
 
     `manager`: this server's (device, dtype, weights); `left`: settings no widget holds;
     `inputs`: for an inpainting recipe, the fingerprints of the picture and mask now in the
-    editor (see `pipelines.inpaint.input_record`), or None when it holds none.
+    editor (see `pipelines.inpaint.input_record`), for another recipe made from a picture
+    (outpainting) the picture's; None when there is none.
     """
     settings = recipe.settings
     notes = []
@@ -117,7 +118,8 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
                      "it was not restored.")
     if recipe.pipeline == "inpaint":
         notes.extend(_inpaint_inputs_note(settings, inputs))
-    elif "image_sha256" in settings:  # a picture this page cannot check (e.g. outpainting)
+    elif "image_sha256" in settings and \
+            (inputs or {}).get("image_sha256") != settings["image_sha256"]:
         notes.append(f"A recipe does not hold the picture, only its fingerprint: load "
                      f"{_same_picture(settings)}, or the result will differ.")
     return notes

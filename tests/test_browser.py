@@ -151,22 +151,34 @@ def test_send_a_result_to_inpaint(page):
     assert natural_size(original) == (64, 64)  # the sent picture: a 64 px base result
 
 
+def first_result_png(page: Page, tab, path) -> None:
+    """Save the first gallery picture (a PNG with its recipe) at `path`."""
+    path.write_bytes(page.request.get(tab.locator(".glide-gallery img").first
+                                      .get_attribute("src")).body())
+
+
+def restore_png(page: Page, png, title: str, shot: str = ""):
+    """Drop `png` on PNG info, see it named as made by the `title` tab (a screenshot
+    `shot` then), restore it, and return that tab's panel once it is selected."""
+    info = panel(page, "PNG info")
+    info.locator("#png-info-file input[type=file]").set_input_files(png)
+    expect(info.locator("#png-info-message")).to_contain_text(title)
+    if shot:
+        screenshot(page, shot)
+    info.get_by_role("button", name="Restore settings").click()
+    expect(page.get_by_role("tab", name=title, exact=True)).to_have_attribute(
+        "aria-selected", "true")
+    return page.locator(".tabitem:visible").first
+
+
 def test_restore_settings_from_a_png(page, tmp_path):
     tab, _ = generate(page, "restore me", seed=1234)
-    url = tab.locator(".glide-gallery img").first.get_attribute("src")
     png = tmp_path / "made-here.png"
-    png.write_bytes(page.request.get(url).body())
+    first_result_png(page, tab, png)
     assert read_recipe(png).seed == 1234
     tab.get_by_label("Prompt").fill("something else")
     tab.get_by_label("Seed (-1 = random)").fill("-1")
-    info = panel(page, "PNG info")
-    info.locator("#png-info-file input[type=file]").set_input_files(png)
-    expect(info.locator("#png-info-message")).to_contain_text("Generate")
-    screenshot(page, "png_info")
-    info.get_by_role("button", name="Restore settings").click()
-    expect(page.get_by_role("tab", name="Generate", exact=True)).to_have_attribute(
-        "aria-selected", "true")
-    tab = page.locator(".tabitem:visible").first
+    tab = restore_png(page, png, "Generate", shot="png_info")
     expect(tab.get_by_label("Prompt")).to_have_value("restore me")
     expect(tab.get_by_label("Seed (-1 = random)")).to_have_value("1234")
     expect(tab.get_by_label("number input for Base steps")).to_have_value("4")
@@ -264,16 +276,9 @@ def test_outpaint_the_example_photo_to_the_right_then_restore_it(page, tmp_path)
     screenshot(page, "outpaint")
 
     png = tmp_path / "outpainted.png"
-    png.write_bytes(page.request.get(tab.locator(".glide-gallery img").first
-                                     .get_attribute("src")).body())
+    first_result_png(page, tab, png)
     set_number(tab, "Right (px)", 0)
-    info = panel(page, "PNG info")
-    info.locator("#png-info-file input[type=file]").set_input_files(png)
-    expect(info.locator("#png-info-message")).to_contain_text("Outpaint")
-    info.get_by_role("button", name="Restore settings").click()
-    expect(page.get_by_role("tab", name="Outpaint", exact=True)).to_have_attribute(
-        "aria-selected", "true")
-    tab = page.locator(".tabitem:visible").first
+    tab = restore_png(page, png, "Outpaint")
     expect(tab.get_by_label("number input for Right (px)")).to_have_value("128")
     expect(tab.locator(".glide-notes").last).to_contain_text("with the picture loaded gives the")
 

@@ -10,9 +10,9 @@ from glide_ui.errors import GlideUIError
 from glide_ui.images import editor_background, mask_from_editor, mask_preview
 from glide_ui.pipelines.inpaint import inpaint as run_inpaint
 from glide_ui.pipelines.masks import SHAPE_FORMAT, repaint_mask
-from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, MAX_MASK_PIXELS, InpaintRequest
+from glide_ui.pipelines.requests import MAX_MASK_PIXELS, InpaintRequest
 from glide_ui.ui import widgets
-from glide_ui.ui.backend import ASSETS_DIR, GPU_QUEUE, Backend, TabHandles, user_of
+from glide_ui.ui.backend import ASSETS_DIR, Backend, TabHandles, user_of
 from glide_ui.ui.editor import BRUSH_RGBA, mask_editor, upload_guard
 from glide_ui.ui.gpu import on_gpu
 from glide_ui.ui.history import user_messages
@@ -137,13 +137,7 @@ def build(backend: Backend) -> TabHandles:
                 mask_feather = widgets.pipeline_checked(gr.Slider(
                     0, MAX_MASK_PIXELS, value=8, step=1, label="Feather (px)",
                     info="Soft edge when pasting back into the picture."))
-            guidance_scale = widgets.scale_slider(5.0, "Guidance scale",
-                                                  "Classifier-free guidance (paper: 5).",
-                                                  GUIDANCE_SCALE_RANGE)
-            batch_size = widgets.batch_slider()
-            seed = widgets.seed_box()
-            with gr.Accordion("Advanced", open=False):
-                sampling = widgets.sampler_controls(upsample_sampler="ancestral")
+            guidance_scale, batch_size, seed, sampling = widgets.inpainting_settings()
             examples = gr.Examples(example_rows(), inputs=[editor, prompt],
                                    label="Example pictures", api_visibility="private")
         with gr.Column(scale=5, min_width=320):
@@ -168,13 +162,7 @@ def build(backend: Backend) -> TabHandles:
     inputs = [editor, prompt, batch_size, seed, guidance_scale, mask_grow, mask_feather,
               *sampling.inputs(), mask_invert, mask_shape]
     outputs = [*area.outputs(), original, result]
-    runs = [
-        buttons.run.click(on_gpu(inpaint), inputs, outputs, api_name="inpaint",
-                          concurrency_id=GPU_QUEUE, show_progress="hidden"),
-        prompt.submit(on_gpu(inpaint), inputs, outputs, api_visibility="private",
-                      concurrency_id=GPU_QUEUE, show_progress="hidden"),
-    ]
-    buttons.stop.click(None, cancels=runs)
+    widgets.wire_run(buttons, prompt, on_gpu(inpaint), inputs, outputs, api_name="inpaint")
     controls = {"mask_editor": editor, "prompt": prompt, "batch_size": batch_size,
                 "seed": seed, "guidance_scale": guidance_scale, "mask_grow": mask_grow,
                 "mask_feather": mask_feather, **sampling.by_name(), "mask_invert": mask_invert,

@@ -10,7 +10,6 @@ from glide_ui.errors import GlideUIError
 from glide_ui.pipelines.outpaint import FILL, layout
 from glide_ui.pipelines.outpaint import outpaint as run_outpaint
 from glide_ui.pipelines.requests import (
-    GUIDANCE_SCALE_RANGE,
     MAX_BLEND,
     MAX_EXTENSION,
     SIDES,
@@ -18,7 +17,7 @@ from glide_ui.pipelines.requests import (
     validate,
 )
 from glide_ui.ui import widgets
-from glide_ui.ui.backend import ASSETS_DIR, GPU_QUEUE, Backend, TabHandles, user_of
+from glide_ui.ui.backend import ASSETS_DIR, Backend, TabHandles, user_of
 from glide_ui.ui.gpu import on_gpu
 from glide_ui.ui.settings import sampling_fields
 from glide_ui.ui.streaming import render, user_errors
@@ -120,13 +119,7 @@ def build(backend: Backend) -> TabHandles:
                     0, MAX_BLEND, value=8, step=1, label="Blend band (px)",
                     info="Pixels of the picture next to the new area that are blended in; "
                          "the rest stay exact."))
-            guidance_scale = widgets.scale_slider(5.0, "Guidance scale",
-                                                  "Classifier-free guidance (paper: 5).",
-                                                  GUIDANCE_SCALE_RANGE)
-            batch_size = widgets.batch_slider()
-            seed = widgets.seed_box()
-            with gr.Accordion("Advanced", open=False):
-                sampling = widgets.sampler_controls(upsample_sampler="ancestral")
+            guidance_scale, batch_size, seed, sampling = widgets.inpainting_settings()
             examples = gr.Examples(example_rows(),
                                    inputs=[image, prompt, *sides, aspect_ratio],
                                    label="Example pictures", api_visibility="private")
@@ -151,13 +144,7 @@ def build(backend: Backend) -> TabHandles:
     inputs = [image, prompt, *sides, aspect_ratio, blend, batch_size, seed, guidance_scale,
               *sampling.inputs()]
     outputs = [*area.outputs(), result]
-    runs = [
-        buttons.run.click(on_gpu(outpaint), inputs, outputs, api_name="outpaint",
-                          concurrency_id=GPU_QUEUE, show_progress="hidden"),
-        prompt.submit(on_gpu(outpaint), inputs, outputs, api_visibility="private",
-                      concurrency_id=GPU_QUEUE, show_progress="hidden"),
-    ]
-    buttons.stop.click(None, cancels=runs)
+    widgets.wire_run(buttons, prompt, on_gpu(outpaint), inputs, outputs, api_name="outpaint")
     controls = {"image": image, "prompt": prompt, "batch_size": batch_size, "seed": seed,
                 "guidance_scale": guidance_scale, **dict(zip(SIDES, sides, strict=True)),
                 "aspect_ratio": aspect_ratio, "blend": blend, **sampling.by_name()}

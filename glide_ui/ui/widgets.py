@@ -13,12 +13,14 @@ from glide_ui.errors import RequestError
 from glide_ui.pipelines.requests import (
     DIFFUSION_STEPS,
     FAST_PRESET,
+    GUIDANCE_SCALE_RANGE,
     MAX_BATCH_SIZE,
     MAX_SEED,
     SOLVER_LABELS,
     UPSAMPLE_TEMP_RANGE,
     respacing_steps,
 )
+from glide_ui.ui.backend import GPU_QUEUE
 from glide_ui.ui.streaming import RunArea, idle_progress
 
 UPSAMPLE_STEPS = ["fast27", "10", "27", "50", "100", "250"]
@@ -229,3 +231,26 @@ def picked_path(gallery: list | None, index: int | None) -> str:
         index = 0
     item = gallery[index]
     return item[0] if isinstance(item, (tuple, list)) else item
+
+
+def inpainting_settings() -> tuple[gr.Slider, gr.Slider, gr.Number, SamplerControls]:
+    """Guidance scale, batch size, seed and the "Advanced" fold of the tabs that run the
+    inpainting models (with the reference inpaint notebook's defaults)."""
+    guidance_scale = scale_slider(5.0, "Guidance scale", "Classifier-free guidance (paper: 5).",
+                                  GUIDANCE_SCALE_RANGE)
+    batch_size = batch_slider()
+    seed = seed_box()
+    with gr.Accordion("Advanced", open=False):
+        sampling = sampler_controls(upsample_sampler="ancestral")
+    return guidance_scale, batch_size, seed, sampling
+
+
+def wire_run(buttons: RunButtons, prompt: gr.Textbox, handler: Callable, inputs: list,
+             outputs: list, api_name: str) -> None:
+    """The run button (the HTTP endpoint `api_name`) and Enter in the prompt run `handler`
+    on the model worker's queue; Stop cancels either."""
+    runs = [buttons.run.click(handler, inputs, outputs, api_name=api_name,
+                              concurrency_id=GPU_QUEUE, show_progress="hidden"),
+            prompt.submit(handler, inputs, outputs, api_visibility="private",
+                          concurrency_id=GPU_QUEUE, show_progress="hidden")]
+    buttons.stop.click(None, cancels=runs)

@@ -4,6 +4,7 @@ models window by window."""
 from __future__ import annotations
 
 import gradio as gr
+from gradio.data_classes import FileData
 from PIL import Image, ImageDraw
 
 from glide_ui.errors import GlideUIError
@@ -18,6 +19,7 @@ from glide_ui.pipelines.requests import (
 )
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import ASSETS_DIR, Backend, TabHandles, user_of
+from glide_ui.ui.editor import check_image
 from glide_ui.ui.gpu import on_gpu
 from glide_ui.ui.settings import sampling_fields
 from glide_ui.ui.streaming import render, user_errors
@@ -63,6 +65,22 @@ def plan_view(image, left, top, right, bottom, aspect_ratio, blend):
     return canvas, note
 
 
+def picture_input(**kwargs) -> gr.Image:
+    """An image upload handed on as a file path, checked on its header first (not an
+    image, or over the pixel limit: a message), as the Inpaint editor's uploads are;
+    the pipeline decodes it (upright, as a viewer shows it)."""
+    picture = gr.Image(type="filepath", sources=["upload", "clipboard"], **kwargs)
+    preprocess = picture.preprocess
+
+    def checked(payload):
+        if payload is not None and payload.path:
+            check_image(FileData(path=payload.path))
+        return preprocess(payload)
+
+    picture.preprocess = checked
+    return picture
+
+
 def extension(left, top, right, bottom, aspect_ratio) -> dict:
     """The request's extension fields from the tab's widgets: a chosen aspect ratio wins
     over the sides (which the page sets to 0 when one is chosen)."""
@@ -91,8 +109,7 @@ def build(backend: Backend) -> TabHandles:
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=6, min_width=340):
-            image = gr.Image(label="Picture", type="filepath", sources=["upload", "clipboard"],
-                             height=360, elem_id="outpaint-image")
+            image = picture_input(label="Picture", height=360, elem_id="outpaint-image")
         with gr.Column(scale=5, min_width=320):
             plan = gr.Image(label="What will be made (windows in order)", format="png",
                             interactive=False, height=300, elem_id="outpaint-plan")

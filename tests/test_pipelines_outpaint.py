@@ -112,6 +112,19 @@ def test_one_image_of_a_batch_comes_out_the_same_alone(manager):
     assert alone.recipes[0].seed == 11
 
 
+def test_a_stopped_outpainting_leaves_nothing_behind(manager):
+    request = OutpaintRequest(image=photo(60, 40), prompt="a lake", right=30, seed=4,
+                              **{**FAST, "base_respacing": "4"})
+    _, fresh = run(outpaint(request, manager))
+    events = outpaint(request, manager)
+    for event in events:
+        if isinstance(event, Progress) and event.step == 2:
+            break
+    events.close()  # what Stop does
+    _, again = run(outpaint(request, manager))
+    assert np.array_equal(np.asarray(fresh.images[0]), np.asarray(again.images[0]))
+
+
 def test_an_aspect_ratio_extends_the_short_way_half_on_each_side():
     assert extension_to_ratio((451, 300), 16 / 9) == {"left": 41, "top": 0, "right": 41,
                                                        "bottom": 0}

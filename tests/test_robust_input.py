@@ -106,7 +106,7 @@ def test_numbers_out_of_range_are_refused_with_the_fields_name(raw, files, endpo
         values, label = NUMBER_CASES[field]
         messages = []
         for value in values:
-            kind, message = raw.call(endpoint, **inputs, **{field: value})
+            kind, message = raw.call(endpoint, **{**inputs, field: value})
             assert kind == "error" and label in (message or ""), (field, value, message)
             messages.append(message)
         shown = ", ".join(_shown(v) for v in values)
@@ -139,7 +139,7 @@ def test_other_fields_out_of_range(raw, files):
         if endpoint == "/outpaint":
             inputs = {**_inputs(endpoint, raw, files), "right": 0}
         extra = {"compare_with_cfg": True} if field == "cfg_scale" else {}
-        kind, message = raw.call(endpoint, **inputs, **extra, **{field: value})
+        kind, message = raw.call(endpoint, **{**inputs, **extra, field: value})
         assert kind == "error" and label in (message or ""), (endpoint, field, value, message)
         record("bad input", f"{field} = {value!r} on {endpoint}", f"refused: '{message[:70]}'")
 

@@ -115,6 +115,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save", action=argparse.BooleanOptionalAction, default=None,
                         help="save results and keep a History (default: on; off with --share "
                              "and no --auth, and on a Hugging Face Space, unless --save)")
+    ray = parser.add_argument_group("many users (Ray Serve; needs the 'serve' extra)")
+    ray.add_argument("--ray", action="store_true",
+                     help="run the models on Ray Serve replicas, as many requests at once as "
+                          "replicas; this process serves the page")
+    ray.add_argument("--ray-address", metavar="ADDRESS",
+                     help="join this Ray cluster ('auto', 'ray://head:10001'; default: start "
+                          "one on this machine)")
+    ray.add_argument("--replicas", type=int, default=1, metavar="N",
+                     help="replicas, each with its own copy of the models (default 1)")
+    ray.add_argument("--replica-gpus", type=float, default=None, metavar="G",
+                     help="GPUs per replica (default: 1 if this machine has CUDA, else 0)")
 
 
 def parse_serve_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -67,15 +68,40 @@ def build(args: argparse.Namespace):
     except (OSError, sqlite3.Error) as error:
         raise SystemExit(f"glide-ui: cannot keep results in {saving.folder}: {error}. Choose "
                          "another folder with --outputs, or run with --no-save.") from None
-    backend = Backend(manager, history=history, saving=saving)
+    runner = start_replicas(args) if getattr(args, "ray", False) else None
+    backend = Backend(manager, history=history, saving=saving, runner=runner)
     demo = build_demo(backend)
     with demo:  # read-only, outside the queue: answers while a request runs
         gr.api(backend.models_status, api_name="models_status", queue=False)
-    demo.queue(default_concurrency_limit=1, max_size=max(1, args.queue_size))
+    demo.queue(default_concurrency_limit=backend.slots, max_size=max(1, args.queue_size))
     launch = dict(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
                   max_file_size=MAX_UPLOAD, allowed_paths=[str(ASSETS_DIR)], theme=theme(),
                   css=CSS, show_error=False, footer_links=["api"])
     return demo, launch
+
+
+def start_replicas(args: argparse.Namespace):
+    """Deploy the pipelines on Ray Serve replicas (`--ray`); their runner."""
+    try:
+        from glide_ui.replicas import ReplicaSettings, start
+    except ImportError as error:
+        raise SystemExit(f"glide-ui: --ray needs Ray Serve ({error}). Install it with "
+                         "pip install 'glide-ui[serve]' (or -r requirements-serve.txt).") from None
+    import torch
+
+    if args.replicas < 1:
+        raise SystemExit("glide-ui: --replicas needs 1 or more.")
+    gpus = args.replica_gpus
+    if gpus is None:
+        gpus = 1.0 if torch.cuda.is_available() and args.device in (None, "cuda") else 0.0
+    settings = ReplicaSettings(replicas=args.replicas, gpus=gpus, models=args.models,
+                               device=args.device, dtype=args.dtype, max_memory=args.max_memory,
+                               checkpoints=args.checkpoints)
+    started = time.monotonic()
+    runner = start(settings, args.ray_address)
+    logging.getLogger("glide_ui").info("%d replica(s) of the pipelines ready in %.1f s",
+                                       args.replicas, time.monotonic() - started)
+    return runner
 
 
 def serve(args: argparse.Namespace) -> None:

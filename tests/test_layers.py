@@ -22,7 +22,7 @@ RANKS = {
     "glide_ui.openai_clip": 2, "glide_ui.history": 2,
     "glide_ui.models": 3,
     "glide_ui.pipelines": 4,
-    "glide_ui.api": 5, "glide_ui.ui": 5,
+    "glide_ui.api": 5, "glide_ui.ui": 5, "glide_ui.replicas": 5,
     "glide_ui.server": 6,
     "glide_ui.cli": 7,
     "glide_ui.__main__": 8,

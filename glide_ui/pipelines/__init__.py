@@ -8,7 +8,7 @@ from glide_ui.pipelines.clip_guided import clip_guided
 from glide_ui.pipelines.events import Event, Preview, Progress, Result, Status
 from glide_ui.pipelines.inpaint import inpaint
 from glide_ui.pipelines.outpaint import outpaint
-from glide_ui.pipelines.rank import rank, rank_result, ranked
+from glide_ui.pipelines.rank import rank, rank_result, ranked, ranked_run
 from glide_ui.pipelines.requests import (
     ClipGuidedRequest,
     InpaintRequest,
@@ -24,6 +24,6 @@ from glide_ui.pipelines.text2im import text2im
 __all__ = [
     "ClipGuidedRequest", "Event", "InpaintRequest", "OutpaintRequest", "Preview", "Progress",
     "Request", "Result", "Status", "Text2ImRequest", "clip_guided", "compare_guidance",
-    "inpaint", "outpaint", "rank",
-    "rank_result", "ranked", "request_from_recipe", "sweep", "text2im", "validate",
+    "inpaint", "outpaint", "rank", "rank_result", "ranked", "ranked_run", "request_from_recipe",
+    "sweep", "text2im", "validate",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -71,6 +71,13 @@ def ranked(events: Iterable[Event], prompt: str, manager: Any,
             yield from loading_notices(manager, (model,))
             event = rank_result(event, prompt, manager, model)
         yield event
+
+
+def ranked_run(pipeline: Callable[..., Iterator[Event]], request: Any, prompt: str,
+               manager: Any, model: str = DEFAULT_RANKER) -> Iterator[Event]:
+    """`pipeline(request, manager=manager)`'s events, its Result best first by CLIP (one
+    call, so that a replica runs both the pipeline and the ranking)."""
+    return ranked(pipeline(request, manager=manager), prompt, manager, model)
 
 
 def _ranking_prompt(prompt: str, model: str) -> str:

@@ -27,7 +27,7 @@ EXAMPLES = ["a hedgehog using a calculator", "a boat in the canyon", "a red cube
 
 
 def build(backend: Backend) -> TabHandles:
-    manager, store = backend.manager, backend.store
+    store = backend.store
 
     @user_errors
     def clip_guided(prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
@@ -39,14 +39,12 @@ def build(backend: Backend) -> TabHandles:
         if compare_with_cfg:
             cfg_request = Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
                                          guidance_scale=cfg_scale, **sampling)
-            events = compare_guidance(cfg_request, manager, clip_scale=guidance_scale,
-                                      clip_source=clip_source,
-                                      openai_clip_model=openai_clip_model)
+            events = backend.run(compare_guidance, cfg_request, clip_scale=guidance_scale,
+                                 clip_source=clip_source, openai_clip_model=openai_clip_model)
         else:
-            events = run_clip_guided(ClipGuidedRequest(
+            events = backend.run(run_clip_guided, ClipGuidedRequest(
                 prompt=prompt, batch_size=batch_size, seed=seed, clip_source=clip_source,
-                clip_scale=guidance_scale, openai_clip_model=openai_clip_model, **sampling),
-                manager)
+                clip_scale=guidance_scale, openai_clip_model=openai_clip_model, **sampling))
         yield from render(events, store, user_of(request))
 
     with gr.Row(equal_height=False):
@@ -83,7 +81,7 @@ def build(backend: Backend) -> TabHandles:
                           concurrency_id=GPU_QUEUE, show_progress="hidden"),
         prompt.submit(on_gpu(clip_guided), inputs, area.outputs(), api_visibility="private",
                       concurrency_id=GPU_QUEUE, show_progress="hidden"),
-        rank_button.click(on_gpu(rank_handler(manager)), [area.gallery, prompt], area.gallery,
+        rank_button.click(on_gpu(rank_handler(backend)), [area.gallery, prompt], area.gallery,
                           api_visibility="private", concurrency_id=GPU_QUEUE),
     ]
     buttons.stop.click(None, cancels=runs)

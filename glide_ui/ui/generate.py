@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from glide_ui.images import load_image, read_recipe
-from glide_ui.pipelines.rank import ranked
+from glide_ui.pipelines.rank import ranked_run
 from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, MAX_BATCH_SIZE, Text2ImRequest
 from glide_ui.pipelines.sweep import MAX_SWEEP_VALUES
 from glide_ui.pipelines.sweep import sweep as run_sweep
@@ -74,7 +74,7 @@ def pick_controls() -> tuple[gr.Dropdown, gr.Button]:
 
 
 def build(backend: Backend) -> TabHandles:
-    manager, store = backend.manager, backend.store
+    store = backend.store
 
     def text2im_request(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
                         upsample_steps, upsample_temp, base_respacing,
@@ -89,12 +89,11 @@ def build(backend: Backend) -> TabHandles:
     def generate(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
                  upsample_steps, upsample_temp, base_respacing, upsample_sampler, filmstrip,
                  rank_with_clip, request: gr.Request = None):
-        events = text2im(text2im_request(prompt, batch_size, seed, guidance_scale, sampler,
-                                         steps, upsample, upsample_steps, upsample_temp,
-                                         base_respacing, upsample_sampler, filmstrip),
-                         manager)
-        if rank_with_clip:
-            events = ranked(events, prompt, manager)
+        job = text2im_request(prompt, batch_size, seed, guidance_scale, sampler, steps,
+                              upsample, upsample_steps, upsample_temp, base_respacing,
+                              upsample_sampler, filmstrip)
+        events = backend.run(ranked_run, text2im, job, prompt) if rank_with_clip \
+            else backend.run(text2im, job)
         yield from render(events, store, user_of(request))
 
     @user_errors
@@ -104,14 +103,14 @@ def build(backend: Backend) -> TabHandles:
         base = text2im_request(prompt, 1, seed, guidance_scale, sampler, steps, upsample,
                                upsample_steps, upsample_temp, base_respacing, upsample_sampler,
                                filmstrip)
-        yield from render(run_sweep(base, manager, param=sweep_param,
-                                    values=parse_values(sweep_values)), store,
+        yield from render(backend.run(run_sweep, base, param=sweep_param,
+                                      values=parse_values(sweep_values)), store,
                           user_of(request))
 
     @user_errors
     def upsample_later(gallery, numbers, selected, request: gr.Request = None):
         picks = picked_results(gallery, numbers, selected)
-        yield from render(upsample_picked(picks, manager), store, user_of(request))
+        yield from render(backend.run(upsample_picked, picks), store, user_of(request))
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
@@ -151,7 +150,7 @@ def build(backend: Backend) -> TabHandles:
                               [area.gallery, pick_numbers, actions.selected], area.outputs(),
                               api_name="upsample_picked", concurrency_id=GPU_QUEUE,
                               show_progress="hidden"),
-        rank_button.click(on_gpu(rank_handler(manager)), [area.gallery, prompt],
+        rank_button.click(on_gpu(rank_handler(backend)), [area.gallery, prompt],
                           area.gallery, api_name="rank", concurrency_id=GPU_QUEUE),
     ]
     buttons.stop.click(None, cancels=runs)

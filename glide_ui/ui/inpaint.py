@@ -83,7 +83,7 @@ def brush_layer(mask: np.ndarray) -> Image.Image:
 
 
 def build(backend: Backend) -> TabHandles:
-    manager, store = backend.manager, backend.store
+    store = backend.store
 
     @user_errors
     def inpaint(mask_editor, prompt, batch_size, seed, guidance_scale, mask_grow,
@@ -91,13 +91,12 @@ def build(backend: Backend) -> TabHandles:
                 base_respacing, upsample_sampler, filmstrip, mask_invert=False, mask_shape="",
                 request: gr.Request = None):
         image = editor_background(mask_editor)
-        events = run_inpaint(InpaintRequest(
+        events = backend.run(run_inpaint, InpaintRequest(
             image=image, mask=mask_editor, prompt=prompt, batch_size=batch_size, seed=seed,
             guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,
             mask_invert=mask_invert, mask_shape=mask_shape,
             **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
-                              base_respacing, upsample_sampler, filmstrip)),
-            manager)
+                              base_respacing, upsample_sampler, filmstrip)))
         first = True
         for preview, progress, gallery, notes in render(events, store, user_of(request)):
             final = isinstance(gallery, list)

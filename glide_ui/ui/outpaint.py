@@ -8,6 +8,7 @@ from gradio.data_classes import FileData
 from PIL import Image, ImageDraw
 
 from glide_ui.errors import GlideUIError
+from glide_ui.images import load_image
 from glide_ui.pipelines.outpaint import FILL, layout
 from glide_ui.pipelines.outpaint import outpaint as run_outpaint
 from glide_ui.pipelines.requests import (
@@ -91,18 +92,19 @@ def extension(left, top, right, bottom, aspect_ratio) -> dict:
 
 
 def build(backend: Backend) -> TabHandles:
-    manager, store = backend.manager, backend.store
+    store = backend.store
 
     @user_errors
     def outpaint(image, prompt, left, top, right, bottom, aspect_ratio, blend, batch_size,
                  seed, guidance_scale, sampler, steps, upsample, upsample_steps, upsample_temp,
                  base_respacing, upsample_sampler, filmstrip, request: gr.Request = None):
-        events = run_outpaint(OutpaintRequest(
-            image=image, prompt=prompt, **extension(left, top, right, bottom, aspect_ratio),
-            blend=blend, batch_size=batch_size, seed=seed, guidance_scale=guidance_scale,
+        # The pixels travel, not the path: a replica may run on another machine.
+        events = backend.run(run_outpaint, OutpaintRequest(
+            image=load_image(image) if image else None, prompt=prompt,
+            **extension(left, top, right, bottom, aspect_ratio), blend=blend,
+            batch_size=batch_size, seed=seed, guidance_scale=guidance_scale,
             **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
-                              base_respacing, upsample_sampler, filmstrip)),
-            manager)
+                              base_respacing, upsample_sampler, filmstrip)))
         for preview, progress, gallery, notes in render(events, store, user_of(request)):
             result = gallery[0][0] if isinstance(gallery, list) and gallery else gr.skip()
             yield preview, progress, gallery, notes, result

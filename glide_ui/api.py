@@ -33,6 +33,7 @@ from glide_ui.pipelines import (
     ClipGuidedRequest,
     Event,
     InpaintRequest,
+    OutpaintRequest,
     Preview,
     Progress,
     Request,
@@ -43,6 +44,7 @@ from glide_ui.pipelines import (
     VariationsRequest,
     clip_guided,
     inpaint,
+    outpaint,
     rank,
     ranked,
     request_from_recipe,
@@ -69,6 +71,7 @@ PIPELINES: dict[str, tuple[type, Callable[[Any, Any], Iterator[Event]]]] = {
     "text2im": (Text2ImRequest, text2im),
     "clip_guided": (ClipGuidedRequest, clip_guided),
     "inpaint": (InpaintRequest, inpaint),
+    "outpaint": (OutpaintRequest, outpaint),
     "sketch": (SketchRequest, sketch),
     "variations": (VariationsRequest, variations),
 }
@@ -123,8 +126,8 @@ def with_recipe(image: Image.Image, recipe: Recipe) -> Image.Image:
 
 
 class Glide:
-    """GLIDE's jobs from Python: text to image, CLIP-guided, inpainting, sketch edits,
-    variations, ranking, sweeps.
+    """GLIDE's jobs from Python: text to image, CLIP-guided, inpainting, outpainting,
+    sketch edits, variations, ranking, sweeps.
 
     models: "official" (OpenAI's checkpoints, fetched on first use) or "tiny" (small random
     models that make noise, for trying things offline). device ("cpu", "cuda", "cuda:1",
@@ -201,12 +204,30 @@ class Glide:
 
         image: a PIL image, a uint8 array (H x W x 3 or 4) or a file. mask: at the image's
         size, True / non-zero / opaque = repaint: a bool or uint8 array (H x W), an "L"
-        image, an RGBA image or array (alpha > 0), or a file of one.
-        settings (the fields of `InpaintRequest`): guidance_scale=5.0, mask_grow=0 and
-        mask_feather=8 (pixels), and the sampling settings of `text2im`.
+        image, an RGBA image or array (alpha > 0), or a file of one; or None with shapes.
+        settings (the fields of `InpaintRequest`): guidance_scale=5.0, mask_grow=0
+        (pixels; negative shrinks the mask) and mask_feather=8, mask_invert=False (True:
+        the mask marks what to keep), mask_shape="" (shapes added to the mask, e.g.
+        "rect:40,30,200,120; ellipse:250,60,330,140": boxes x0,y0,x1,y1 in pixels), and
+        the sampling settings of `text2im`.
         """
         values = dict(image=image, mask=mask, prompt=prompt, **settings)
         return self._generate("inpaint", values, seed, batch_size, False, callback)
+
+    def outpaint(self, image: ImageSource, prompt: str = "", *, seed: Seeds = None,
+                 batch_size: int | None = None, callback: PreviewCallback | None = None,
+                 **settings: Any) -> GlideOutput:
+        """`image` extended on its sides, the new area made by the inpainting models to
+        match `prompt`; the result is the extended picture at full size.
+
+        settings (the fields of `OutpaintRequest`): left, top, right, bottom (pixels to
+        add on each side, up to 2048) or aspect_ratio ("16:9": extended the short way,
+        half on each side); blend=8 (pixels of the picture next to the new area that are
+        blended in; the rest keep their exact values); the sampling settings of `text2im`.
+        Windows of up to 256 px are made one after another (previews under "window k/n").
+        """
+        values = dict(image=image, prompt=prompt, **settings)
+        return self._generate("outpaint", values, seed, batch_size, False, callback)
 
     def sketch(self, image: ImageSource, strokes: Any = None, prompt: str = "", *,
                strength: float = 0.7, seed: Seeds = None, batch_size: int | None = None,
@@ -265,10 +286,11 @@ class Glide:
               mask: Any = None, callback: PreviewCallback | None = None) -> GlideOutput:
         """Make again the image a recipe describes: `source` is a PNG made by glide-ui (a
         path, bytes or PIL image) or a Recipe. An inpainting or sketch recipe needs its
-        `image` and `mask` again (a sketch's: the picture with its strokes painted on, and
-        the strokes or their mask), a variations recipe its `image`. Differences that
-        change pixels (another device or dtype, other checkpoints, other inputs) are
-        reported as warnings."""
+        `image` and `mask` again (no mask for an inpainting made from shapes alone; a
+        sketch's: the picture with its strokes painted on, and the strokes or their mask),
+        an outpainting or variations recipe its `image`. Differences that change pixels
+        (another device or dtype, other checkpoints, other inputs) are reported as
+        warnings."""
         recipe = source if isinstance(source, Recipe) else recipe_of(source)
         inputs = {name: value for name, value in (("image", image), ("mask", mask))
                   if value is not None}
@@ -446,9 +468,13 @@ def reproduction_notes(original: Recipe, again: Recipe) -> list[str]:
     if models:
         notes.append(f"Other weights than those that made the image: {', '.join(models)} "
                      "(the checkpoint files differ).")
+    # A setting added since the original was made counts as its default there.
+    kind = PIPELINES.get(again.pipeline, (None,))[0]
+    defaults = {f.name: f.default for f in fields(kind)} if kind else {}
     settings = sorted(key for key in original.settings.keys() | again.settings.keys()
                       if key not in _PLACE
-                      and original.settings.get(key) != again.settings.get(key))
+                      and original.settings.get(key, defaults.get(key))
+                      != again.settings.get(key))
     if settings:
         notes.append(f"These differ from the recipe: {', '.join(settings)}.")
     return notes

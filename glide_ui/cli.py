@@ -5,6 +5,8 @@ weights.
     glide-ui generate "an oil painting of a corgi" --seed 42 --batch-size 2
     glide-ui clip "a hedgehog using a calculator" --clip-source openai
     glide-ui inpaint photo.png mask.png "a cat wearing sunglasses"
+    glide-ui inpaint photo.png "ellipse:140,90,330,170" "sunglasses" --mask-grow -4
+    glide-ui outpaint photo.png "a cat on a sofa" --right 128   (or --aspect 16:9)
     glide-ui sketch photo.png strokes.png "a red kite in the sky" --strength 0.7
     glide-ui variations photo.png "a watercolour of a cat" --strength 0.6
     glide-ui rank "a corgi" outputs/*.png
@@ -38,6 +40,7 @@ GROUPS = {
     "generate": ("base", "upsample"),
     "clip": ("base", "upsample", "clip/image-enc", "clip/text-enc", "ViT-B/32"),
     "inpaint": ("base-inpaint", "upsample-inpaint"),
+    "outpaint": ("base-inpaint", "upsample-inpaint"),
     "sketch": ("base-inpaint", "upsample-inpaint"),
     "variations": ("base", "upsample"),
     "rank": ("ViT-B/32",),
@@ -156,6 +159,13 @@ def existing_file(text: str) -> Path:
     return path
 
 
+def mask_file_or_shape(text: str) -> Path | str:
+    """A mask file, or shapes such as "rect:40,30,200,120" (kept as text)."""
+    if text.split(":")[0].strip().lower() in ("rect", "ellipse") and not Path(text).is_file():
+        return text
+    return existing_file(text)
+
+
 def _add_job_arguments(parser: argparse.ArgumentParser, guidance: bool = True) -> None:
     """Seeds, batch, sampling, output: the settings every generating job has. Settings left
     out keep the pipeline's default (dest = the request field's name)."""
@@ -187,7 +197,8 @@ def _add_job_arguments(parser: argparse.ArgumentParser, guidance: bool = True) -
 
 def _add_mask_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-grow", type=int, default=argparse.SUPPRESS, metavar="PIXELS",
-                        help="pixels added around the mask (default {mask_grow})")
+                        help="pixels added around the mask, negative to shrink it "
+                             "(default {mask_grow})")
     parser.add_argument("--mask-feather", type=int, default=argparse.SUPPRESS,
                         metavar="PIXELS",
                         help="pixels of soft edge when pasting back (default {mask_feather})")
@@ -208,7 +219,8 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description="OpenAI's GLIDE: the web app, text to image, "
-                    "CLIP guidance and inpainting from the command line.")
+                    "CLIP guidance, inpainting, outpainting, sketch edits and variations from "
+                    "the command line.")
     parser.add_argument("--version", action="version", version=f"glide-ui {__version__}")
     parser.add_argument("--traceback", action="store_true",
                         help="on an unexpected error, show where it happened")
@@ -249,11 +261,33 @@ def build_parser() -> Parser:
     inpaint = command("inpaint", _inpaint, "Repaint the masked part of a picture to match "
                       "the prompt.", pipeline="inpaint")
     inpaint.add_argument("image", type=existing_file, help="the picture (any size)")
-    inpaint.add_argument("mask", type=existing_file,
-                         help="the same size; white (non-black) or opaque pixels are repainted")
+    inpaint.add_argument("mask", type=mask_file_or_shape,
+                         help="the same size; white (non-black) or opaque pixels are repainted; "
+                              "or shapes: 'rect:x0,y0,x1,y1', 'ellipse:x0,y0,x1,y1' (pixels, "
+                              "several joined by ';')")
     inpaint.add_argument("prompt", nargs="?", default="")
     _add_mask_arguments(inpaint)
+    inpaint.add_argument("--mask-shape", default=argparse.SUPPRESS, metavar="SHAPES",
+                         help="shapes added to the mask file, as above")
+    inpaint.add_argument("--invert", dest="mask_invert", action="store_true",
+                         default=argparse.SUPPRESS,
+                         help="the mask marks what to keep: repaint everything else")
     _add_job_arguments(inpaint)
+
+    outpaint = command("outpaint", _outpaint, "Extend a picture on its sides, the new area "
+                       "made to match the prompt.", pipeline="outpaint")
+    outpaint.add_argument("image", type=existing_file, help="the picture (any size)")
+    outpaint.add_argument("prompt", nargs="?", default="")
+    for side in ("left", "top", "right", "bottom"):
+        outpaint.add_argument(f"--{side}", type=int, default=argparse.SUPPRESS,
+                              metavar="PIXELS", help=f"pixels to add on the {side}")
+    outpaint.add_argument("--aspect", dest="aspect_ratio", default=argparse.SUPPRESS,
+                          metavar="W:H", help="extend to this aspect ratio instead, e.g. 16:9 "
+                                              "(the short way, half on each side)")
+    outpaint.add_argument("--blend", type=int, default=argparse.SUPPRESS, metavar="PIXELS",
+                          help="pixels of the picture next to the new area blended in "
+                               "(default {blend})")
+    _add_job_arguments(outpaint)
 
     sketch = command("sketch", _sketch, "Repaint where coloured strokes are painted on a "
                      "picture, from the strokes and the prompt (SDEdit).", pipeline="sketch")
@@ -287,8 +321,8 @@ def build_parser() -> Parser:
                     "(on the model set, device and dtype it records, unless given).")
     rerun.add_argument("image", type=existing_file, help="a PNG made by glide-ui")
     rerun.add_argument("--image", dest="source", type=existing_file, metavar="PICTURE",
-                       help="the picture of an inpainting or variations (of a sketch: "
-                            "with its strokes painted on)")
+                       help="the picture of an inpainting, outpainting or variations (of "
+                            "a sketch: with its strokes painted on)")
     rerun.add_argument("--mask", type=existing_file,
                        help="an inpainting's mask (a sketch's strokes)")
     _add_output_arguments(rerun)
@@ -384,7 +418,8 @@ def _glide(args: argparse.Namespace, **place: Any):
 
 SETTINGS = ("guidance_scale", "base_respacing", "sampler", "upsample", "upsample_respacing",
             "upsample_temp", "upsample_sampler", "clip_source", "clip_scale", "mask_grow",
-            "mask_feather", "strength")
+            "mask_feather", "mask_invert", "mask_shape", "left", "top", "right", "bottom",
+            "aspect_ratio", "blend", "strength")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -423,8 +458,16 @@ def _clip(args: argparse.Namespace) -> int:
 
 
 def _inpaint(args: argparse.Namespace) -> int:
-    return _write(args, _glide(args).inpaint(args.image, args.mask, args.prompt,
-                                             **_settings(args)))
+    settings = _settings(args)
+    mask = args.mask
+    if isinstance(mask, str):  # shapes instead of a mask file
+        settings["mask_shape"] = "; ".join(filter(None, (mask, settings.get("mask_shape"))))
+        mask = None
+    return _write(args, _glide(args).inpaint(args.image, mask, args.prompt, **settings))
+
+
+def _outpaint(args: argparse.Namespace) -> int:
+    return _write(args, _glide(args).outpaint(args.image, args.prompt, **_settings(args)))
 
 
 def _sketch(args: argparse.Namespace) -> int:

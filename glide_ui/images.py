@@ -389,14 +389,22 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def grow_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """Dilate `mask` by a disc of radius `pixels` (every pixel within that distance)."""
+    """Dilate `mask` by a disc of radius `pixels` (every pixel within that distance).
+
+    A negative `pixels` shrinks it (erosion): a pixel stays only when every pixel within
+    -pixels of it is in the mask; the image's edge does not count as outside the mask.
+    """
     bbox = mask_bbox(mask)
-    if pixels <= 0 or bbox is None:
+    if pixels == 0 or bbox is None:
         return mask.copy()
-    window = _window(bbox, pixels, mask.shape)
-    grown = mask.copy()
-    grown[window] = distance_to_mask(mask[window], pixels) <= pixels
-    return grown
+    reach = abs(pixels)
+    window = _window(bbox, reach, mask.shape)  # erosion changes only the mask's own pixels
+    out = mask.copy()
+    if pixels > 0:
+        out[window] = distance_to_mask(mask[window], reach) <= reach
+    else:
+        out[window] &= distance_to_mask(~mask[window], reach) > reach
+    return out
 
 
 def feather_alpha(mask: np.ndarray, feather: int) -> np.ndarray:

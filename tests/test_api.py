@@ -68,6 +68,35 @@ def test_inpaint_gives_the_pages_pixels_from_pil_images_or_arrays(client, glide)
     assert read_recipe(result[2][0]["image"]) == from_pil.recipes[0]
 
 
+def test_outpaint_gives_the_pages_pixels_and_reruns_from_its_png(client, glide):
+    result = client.predict(image=handle_file(str(PHOTO)), prompt="a cat on a sofa",
+                            right=128, seed=4, steps=2, upsample=False, api_name="/outpaint")
+    page = pixels(result[4])
+    assert page.shape == (300, 451 + 128, 3)
+    assert np.array_equal(pixels(result[2][0]["image"]), page)
+    out = glide.outpaint(PHOTO, "a cat on a sofa", right=128, seed=4, **FAST)
+    assert np.array_equal(page, pixels(out.images[0]))
+    assert read_recipe(result[4]) == out.recipes[0]
+    with pytest.raises(RequestError, match="needs its image"):
+        glide.rerun(result[4])
+    again = glide.rerun(result[4], image=PHOTO)
+    assert np.array_equal(pixels(again.images[0]), page)
+
+
+def test_inpaint_shapes_and_invert_from_the_page_and_python(client, glide):
+    shapes = "ellipse:140,90,330,170; rect:0,0,40,40"
+    editor = {"background": handle_file(str(PHOTO)), "layers": [], "composite": None}
+    result = client.predict(mask_editor=editor, prompt="x", seed=2, steps=2, upsample=False,
+                            mask_shape=shapes, mask_invert=True, mask_grow=-3,
+                            mask_feather=0, api_name="/inpaint")
+    out = glide.inpaint(PHOTO, None, "x", seed=2, mask_shape=shapes, mask_invert=True,
+                        mask_grow=-3, mask_feather=0, **FAST)
+    assert np.array_equal(pixels(result[5]), pixels(out.images[0]))
+    changed = (pixels(result[5]) != pixels(PHOTO)).any(axis=-1)
+    assert not changed[150:170, 200:260].any(), "the kept ellipse changed"
+    assert changed[250:, 400:].all(), "outside the shapes was not repainted"
+
+
 def test_a_list_of_seeds_gives_each_seed_its_own_image(glide):
     batch = glide.text2im("a fox", seed=5, batch_size=2, **FAST)
     listed = glide.text2im("a fox", seed=[6, 11, 5], **FAST)
@@ -132,6 +161,10 @@ def test_images_carry_their_recipe_into_every_save(glide, tmp_path):
     (lambda g: g.clip_guided(" "), "Write a prompt"),
     (lambda g: g.inpaint(PHOTO, np.zeros((4, 4), bool), "x"), "the image is"),
     (lambda g: g.inpaint(PHOTO, np.zeros((300, 451), bool), "x"), "mask is empty"),
+    (lambda g: g.inpaint(PHOTO, None, "x", mask_shape="oval:1,2,3,4"), "Cannot read the mask"),
+    (lambda g: g.outpaint(PHOTO, "x"), "Give how far to extend"),
+    (lambda g: g.outpaint(PHOTO, "x", aspect_ratio="16 by 9"), "Aspect ratio"),
+    (lambda g: g.outpaint(PHOTO, "x", right=5000), "Extension right"),
     (lambda g: g.sweep("x", "sampler", [1]), "Cannot sweep 'sampler'"),
     (lambda g: g.rank([PHOTO], ""), "needs a prompt"),
     (lambda g: g.rerun(PHOTO), "carries no glide-ui recipe"),

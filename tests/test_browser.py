@@ -2,7 +2,8 @@
 
 Against `app.py --models tiny` on 127.0.0.1: generate with previews that visibly change,
 stop a run, paint a mask with mouse strokes and inpaint, send a result to inpaint, restore
-settings from a PNG. Saves the screenshots the README shows (docs/screenshots/).
+settings from a PNG, outpaint the example photo, invert a mask. Saves the screenshots the
+README shows (docs/screenshots/).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from page_helpers import (
     fast_settings,
     gallery_captions,
     generate,
+    image_at,
+    load_picture,
     natural_size,
     paint_stroke,
     panel,
@@ -148,22 +151,34 @@ def test_send_a_result_to_inpaint(page):
     assert natural_size(original) == (64, 64)  # the sent picture: a 64 px base result
 
 
+def first_result_png(page: Page, tab, path) -> None:
+    """Save the first gallery picture (a PNG with its recipe) at `path`."""
+    path.write_bytes(page.request.get(tab.locator(".glide-gallery img").first
+                                      .get_attribute("src")).body())
+
+
+def restore_png(page: Page, png, title: str, shot: str = ""):
+    """Drop `png` on PNG info, see it named as made by the `title` tab (a screenshot
+    `shot` then), restore it, and return that tab's panel once it is selected."""
+    info = panel(page, "PNG info")
+    info.locator("#png-info-file input[type=file]").set_input_files(png)
+    expect(info.locator("#png-info-message")).to_contain_text(title)
+    if shot:
+        screenshot(page, shot)
+    info.get_by_role("button", name="Restore settings").click()
+    expect(page.get_by_role("tab", name=title, exact=True)).to_have_attribute(
+        "aria-selected", "true")
+    return page.locator(".tabitem:visible").first
+
+
 def test_restore_settings_from_a_png(page, tmp_path):
     tab, _ = generate(page, "restore me", seed=1234)
-    url = tab.locator(".glide-gallery img").first.get_attribute("src")
     png = tmp_path / "made-here.png"
-    png.write_bytes(page.request.get(url).body())
+    first_result_png(page, tab, png)
     assert read_recipe(png).seed == 1234
     tab.get_by_label("Prompt").fill("something else")
     tab.get_by_label("Seed (-1 = random)").fill("-1")
-    info = panel(page, "PNG info")
-    info.locator("#png-info-file input[type=file]").set_input_files(png)
-    expect(info.locator("#png-info-message")).to_contain_text("Generate")
-    screenshot(page, "png_info")
-    info.get_by_role("button", name="Restore settings").click()
-    expect(page.get_by_role("tab", name="Generate", exact=True)).to_have_attribute(
-        "aria-selected", "true")
-    tab = page.locator(".tabitem:visible").first
+    tab = restore_png(page, png, "Generate", shot="png_info")
     expect(tab.get_by_label("Prompt")).to_have_value("restore me")
     expect(tab.get_by_label("Seed (-1 = random)")).to_have_value("1234")
     expect(tab.get_by_label("number input for Base steps")).to_have_value("4")
@@ -239,3 +254,52 @@ def test_fast_preset_then_pick_and_upsample_one(page):
     assert recipe.seed == 6 and recipe.settings["upsample"] is True
     assert recipe.settings["upsample_sampler"] == "dpmpp_2m"
     assert recipe.settings["upsample_respacing"] == "10"
+
+
+def test_outpaint_the_example_photo_to_the_right_then_restore_it(page, tmp_path):
+    tab = panel(page, "Outpaint")
+    tab.locator("#outpaint-image input[type=file]").set_input_files(ASSETS / "chelsea.png")
+    set_number(tab, "Right (px)", 128)
+    expect(tab.locator("#outpaint-plan-note")).to_contain_text("579 x 300")
+    expect(tab.locator("#outpaint-plan img")).to_be_visible()
+    tab.get_by_label("Prompt for the extended picture").fill("a cat on a sofa")
+    tab.get_by_label("Seed (-1 = random)").fill("7")
+    fast_settings(tab, steps=3)
+    previews = run_and_watch(tab, "Outpaint")
+    assert previews, "no live preview while outpainting"
+    assert gallery_captions(tab) == ["seed 7"]
+    result = tab.locator("#outpaint-result img")
+    expect(result).to_be_visible()
+    assert natural_size(result) == (451 + 128, 300)  # wider, at full size
+    photo = np.asarray(Image.open(ASSETS / "chelsea.png").convert("RGB"), dtype=np.int16)
+    assert np.array_equal(image_at(page, result)[:, :443], photo[:, :443])
+    screenshot(page, "outpaint")
+
+    png = tmp_path / "outpainted.png"
+    first_result_png(page, tab, png)
+    set_number(tab, "Right (px)", 0)
+    tab = restore_png(page, png, "Outpaint")
+    expect(tab.get_by_label("number input for Right (px)")).to_have_value("128")
+    expect(tab.locator(".glide-notes").last).to_contain_text("with the picture loaded gives the")
+
+
+def red_share(pixels: np.ndarray) -> float:
+    """The share of a model view's pixels tinted red (repainted)."""
+    red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    return float(((red >= 153) & (green <= 126) & (blue <= 126)).mean())
+
+
+def test_invert_a_mask_and_the_model_view_flips(page):
+    tab = load_picture(page, ASSETS / "chelsea.png")
+    paint_stroke(page, tab.locator("#inpaint-editor"), (0.35, 0.45), (0.6, 0.47))
+    note, view = tab.locator("#inpaint-mask-note"), tab.locator("#inpaint-mask-preview img")
+    expect(note).to_contain_text("64 x 64")
+    painted = view.get_attribute("src")
+    before = red_share(image_at(page, view))
+    tab.get_by_role("button", name="Invert mask").click()
+    expect(view).not_to_have_attribute("src", painted)
+    after = red_share(image_at(page, view))
+    assert before < 0.4 and after > 0.6, (before, after)
+    tab.get_by_label("Paint what to keep").check()  # back to the stroke, as what is kept
+    expect(view).not_to_have_attribute("src", view.get_attribute("src"))
+    assert red_share(image_at(page, view)) < after

@@ -127,6 +127,9 @@ REQUEST_ERRORS = [
     (["generate", "x", *TINY, "--device", "cpu", "--dtype", "fp16"], "fp16 is for GPUs"),
     (["clip", " ", *TINY], "Write a prompt"),
     (["inpaint", PHOTO, black_mask, "x", *TINY], "The mask is empty"),
+    (["inpaint", PHOTO, "rect:1,2", "x", *TINY], "Cannot read the mask shape 'rect:1,2'"),
+    (["outpaint", PHOTO, "x", *TINY], "Give how far to extend"),
+    (["outpaint", PHOTO, "x", "--aspect", "4:3:1", *TINY], "Aspect ratio"),
     (["info", text_file], "not an image"),
     (["info", PHOTO], "carries no glide-ui recipe"),
     (["rerun", PHOTO], "carries no glide-ui recipe"),
@@ -319,3 +322,29 @@ def test_serve_and_app_py_share_one_set_of_flags():
     from_app = vars(parse_serve_args(flags))
     assert {key: served[key] for key in from_app} == from_app
     assert from_app["port"] == 9999 and from_app["max_memory"] == "2GB"
+
+
+def test_outpaint_and_its_rerun(capsys, tmp_path, glide):
+    code, out, _ = run_cli(capsys, "outpaint", PHOTO, "a cat on a sofa", "--left", "40",
+                           "--blend", "4", *FAST, "--seed", "3", "--out", tmp_path)
+    assert code == 0
+    [path] = paths_in(out)
+    expected = glide.outpaint(PHOTO, "a cat on a sofa", left=40, blend=4, seed=3,
+                              base_respacing=2, upsample=False)
+    assert np.array_equal(pixels(path), np.asarray(expected.images[0]))
+    assert Image.open(path).size == (451 + 40, 300)
+    code, _, err = run_cli(capsys, "rerun", path, "--image", PHOTO, "--out", tmp_path)
+    assert code == 0 and f"same pixels as {path}." in err
+
+
+def test_inpaint_takes_shapes_for_the_mask_and_inverts(capsys, tmp_path, glide):
+    code, out, _ = run_cli(capsys, "inpaint", PHOTO, "ellipse:140,90,330,170", "x", *FAST,
+                           "--seed", "1", "--invert", "--mask-grow", "-2", "--out", tmp_path)
+    assert code == 0
+    [path] = paths_in(out)
+    expected = glide.inpaint(PHOTO, None, "x", mask_shape="ellipse:140,90,330,170",
+                             mask_invert=True, mask_grow=-2, seed=1, base_respacing=2,
+                             upsample=False)
+    assert np.array_equal(pixels(path), np.asarray(expected.images[0]))
+    code, _, err = run_cli(capsys, "rerun", path, "--image", PHOTO, "--out", tmp_path)
+    assert code == 0 and f"same pixels as {path}." in err

@@ -56,10 +56,12 @@ from glide_ui.models import ModelManager
 from glide_ui.pipelines.clip_guided import clip_guided
 from glide_ui.pipelines.common import recipe_settings
 from glide_ui.pipelines.inpaint import inpaint
+from glide_ui.pipelines.outpaint import outpaint
 from glide_ui.pipelines.rank import rank
 from glide_ui.pipelines.requests import (
     ClipGuidedRequest,
     InpaintRequest,
+    OutpaintRequest,
     Text2ImRequest,
     request_from_recipe,
     validate,
@@ -343,16 +345,24 @@ NON_DEFAULT = {  # every setting of each pipeline off its default
                               guidance_scale=6.0, base_respacing="ddim4", sampler="ddim",
                               upsample=False, upsample_respacing="2", upsample_temp=0.95,
                               upsample_sampler="ddim", mask_grow=3, mask_feather=2,
-                              preview_interval=3600),
+                              preview_interval=3600, mask_invert=True,
+                              mask_shape="ellipse:10,10,60,40"),
+    "outpaint": OutpaintRequest(image=PICTURE, prompt="a harbour", left=24, top=8, right=0,
+                                bottom=0, aspect_ratio="", blend=5, seed=8,
+                                guidance_scale=4.0, base_respacing="ddim3", sampler="ddim",
+                                upsample=False, upsample_respacing="2", upsample_temp=0.95,
+                                upsample_sampler="ddim", preview_interval=3600),
 }
-PIPELINES = {"text2im": text2im, "clip_guided": clip_guided, "inpaint": inpaint}
+PIPELINES = {"text2im": text2im, "clip_guided": clip_guided, "inpaint": inpaint,
+             "outpaint": outpaint}
 
 
 @pytest.mark.parametrize("pipeline", list(NON_DEFAULT))
 def test_a_recipe_read_from_its_png_reproduces_the_image_in_python(manager, pipeline):
     _, made = run(PIPELINES[pipeline](NON_DEFAULT[pipeline], manager))
     recipe = read_recipe(png_bytes(made.images[0], made.recipes[0]))
-    inputs = {"image": PICTURE, "mask": INPAINT_MASK} if pipeline == "inpaint" else {}
+    inputs = {"inpaint": {"image": PICTURE, "mask": INPAINT_MASK},
+              "outpaint": {"image": PICTURE}}.get(pipeline, {})
     again = request_from_recipe(recipe, preview_interval=3600, **inputs)
     _, replay = run(PIPELINES[pipeline](again, manager))
     assert np.array_equal(pixels(replay.images[0]), pixels(made.images[0]))
@@ -363,7 +373,7 @@ def test_a_recipe_read_from_its_png_reproduces_the_image_in_python(manager, pipe
 
 def _inputs(recipe: Recipe) -> dict | None:
     keys = ("image_sha256", "mask_sha256")
-    return {key: recipe.settings[key] for key in keys} if keys[0] in recipe.settings else None
+    return {key: recipe.settings[key] for key in keys if key in recipe.settings} or None
 
 
 def test_every_recipe_setting_has_a_widget_in_its_tab(manager):
@@ -373,13 +383,15 @@ def test_every_recipe_setting_has_a_widget_in_its_tab(manager):
     from glide_ui.ui import clip_guided as clip_tab
     from glide_ui.ui import generate
     from glide_ui.ui import inpaint as inpaint_tab
+    from glide_ui.ui import outpaint as outpaint_tab
     from glide_ui.ui.backend import Backend
     from glide_ui.ui.png_info import PIPELINE_TABS
 
     with gr.Blocks():
         handles = {h.tab_id: h for h in (generate.build(Backend(manager)),
                                          clip_tab.build(Backend(manager)),
-                                         inpaint_tab.build(Backend(manager)))}
+                                         inpaint_tab.build(Backend(manager)),
+                                         outpaint_tab.build(Backend(manager)))}
     for pipeline, request in NON_DEFAULT.items():
         settings = recipe_settings(validate(request)[0], manager)  # as a run records them
         values, left = restore_plan(Recipe(pipeline, request.prompt, 1, settings))
@@ -402,6 +414,16 @@ def test_what_cannot_be_restored_is_said(manager):
         assert words in said, words
     same_picture = {"image_sha256": "0" * 64, "mask_sha256": "2" * 64}
     assert "the mask is not" in " ".join(restore_warnings(recipe, manager, [], same_picture))
+
+
+def test_an_outpainting_restore_checks_the_picture_loaded(manager):
+    recipe = Recipe("outpaint", "x", 1, {"image_size": [333, 177], "image_sha256": "0" * 64,
+                                         "right": 10, "blend": 8})
+    assert restore_plan(recipe) == ({"prompt": "x", "seed": 1, "batch_size": 1, "right": 10,
+                                     "blend": 8}, [])
+    assert "load the same picture (333 x 177 pixels)" in \
+        " ".join(restore_warnings(recipe, manager, [], None))
+    assert restore_warnings(recipe, manager, [], {"image_sha256": "0" * 64}) == []
 
 
 def test_the_weights_are_compared_without_fetching_a_file(tmp_path):

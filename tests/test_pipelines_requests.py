@@ -123,7 +123,7 @@ def test_inpaint_mask_checks():
         validate(inpaint_request(mask=np.ones((40, 30), dtype=bool)))
     checked, notices = validate(inpaint_request(mask=np.ones((30, 40), dtype=bool)))
     assert "whole image" in notices[0].text and notices[0].level == "warning"
-    for changes in ({"mask_grow": -1}, {"mask_feather": 10_000}):
+    for changes in ({"mask_grow": -10_000}, {"mask_feather": 10_000}):
         with pytest.raises(RequestError, match="Mask"):
             validate(inpaint_request(**changes))
 

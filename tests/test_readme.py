@@ -36,15 +36,22 @@ def in_a_folder_with_the_assets(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_use_from_python(in_a_folder_with_the_assets, monkeypatch, capsys):
+def run_python(section: str, monkeypatch, settings: dict) -> dict:
+    """Run the section's Python example on the tiny models with `settings` forced into
+    every request; the names it defines."""
     real_request = api._request
-    monkeypatch.setattr(api, "_request",
-                        lambda pipeline, **values: real_request(pipeline, **{**values, **FAST}))
+    monkeypatch.setattr(api, "_request", lambda pipeline, **values: real_request(
+        pipeline, **{**values, **settings}))
     monkeypatch.setattr(api, "ModelManager",
                         lambda model_set="official", **kw: ModelManager(model_set="tiny", **kw))
-    [code] = code_blocks("Use from Python", "python")
+    [code] = code_blocks(section, "python")
     names: dict = {}
     exec(compile(code, "README.md", "exec"), names)
+    return names
+
+
+def test_use_from_python(in_a_folder_with_the_assets, monkeypatch, capsys):
+    names = run_python("Use from Python", monkeypatch, FAST)
     folder = in_a_folder_with_the_assets
     assert read_recipe(folder / "corgi.png") == names["out"].recipes[0]
     assert sorted(p.name for p in (folder / "outputs").iterdir()) == [
@@ -76,3 +83,23 @@ def test_command_line(in_a_folder_with_the_assets, capsys):
         "glide-text2im-an-oil-painting-of-a-corgi-43-2.png"}  # the rerun's
     assert len(list(outputs.glob("glide-clip_guided-*"))) == 2
     assert len(list(outputs.glob("glide-inpaint-*"))) == 1
+
+
+def test_outpaint_and_mask_tools(in_a_folder_with_the_assets, monkeypatch, capsys):
+    """The section's Python and command-line examples, with 2 base steps and no upsampler
+    (each outpainting runs two windows)."""
+    names = run_python("Outpaint and mask tools", monkeypatch,
+                       {"base_respacing": 2, "upsample": False})
+    assert "(579, 300)" in capsys.readouterr().out
+    assert names["cinema"].images[0].size == (533, 300)
+    assert names["shades"].recipes[0].settings["mask_shape"] == "ellipse:130,95,330,170"
+    assert names["backdrop"].recipes[0].settings["mask_invert"] is True
+    [block] = code_blocks("Outpaint and mask tools", "bash")
+    for line in block.strip().splitlines():
+        words = shlex.split(line)
+        assert words[0] == "glide-ui", line
+        argv = [*words[1:], "--models", "tiny", "--steps", "2", "--no-upsample"]
+        assert main(argv) == 0, (line, capsys.readouterr().err)
+    outputs = Path("outputs")
+    assert len(list(outputs.glob("glide-outpaint-*"))) == 2
+    assert len(list(outputs.glob("glide-inpaint-*"))) == 2

@@ -250,7 +250,7 @@ def test_empty_mask_is_refused_and_full_mask_runs(page, files):
         brush(page, editor, robust_files.SIZE, [(0.05, row), (-0.05, row), (1.05, row)])
     width, height = robust_files.SIZE
     note = tab.locator("#inpaint-mask-note")
-    expect(note).to_contain_text(f"({width * height} pixels painted")
+    expect(note).to_contain_text(f"({width * height} pixels repainted")
     expect(note).to_contain_text("The whole picture is painted")
     inpaint(tab, "everything new")
     assert natural_size(tab.locator("#inpaint-result img")) == (width, height)

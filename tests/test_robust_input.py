@@ -1,7 +1,7 @@
 """Bad input on the HTTP API (issue #7, item 1), against `app.py --models tiny` on 127.0.0.1.
 
-The policy, the same on /generate, /clip_guided, /inpaint and /sweep: numbers out of range
-(batch size, steps, scales, temperature, seed, mask sizes) are REFUSED with a message that
+The policy, the same on /generate, /clip_guided, /inpaint, /outpaint and /sweep: numbers out
+of range (batch size, steps, scales, temperature, seed, mask sizes) are REFUSED with a message that
 names the field, never clamped; text is cleaned (control characters -> spaces, unpaired
 surrogates -> "?") and cut where too long, with a warning in the notes; an empty prompt runs
 unconditional (said in the notes) where that makes sense and is refused for CLIP guidance
@@ -73,6 +73,8 @@ NUMBER_CASES = {  # field -> (bad values, what the message names)
     "upsample_temp": ([-0.1, 2.0, "hot", NAN], "Upsample temperature"),
     "seed": ([-2, 2**40, 1.5, "abc", INF], "Seed"),
     "upsample_steps": (["1000000", "lots", ""], "Upsampler steps"),
+    "right": ([-1, 5000, 2.5, "wide", NAN], "Extension right"),
+    "blend": ([-1, 65, 1.5, NAN], "Blend band"),
 }
 ENDPOINT_FIELDS = {
     "/generate": ("batch_size", "steps", "guidance_scale", "upsample_temp", "seed",
@@ -82,6 +84,8 @@ ENDPOINT_FIELDS = {
     "/inpaint": ("batch_size", "steps", "guidance_scale", "upsample_temp", "seed",
                  "upsample_steps"),
     "/sweep": ("steps", "guidance_scale", "upsample_temp", "seed", "upsample_steps"),
+    "/outpaint": ("batch_size", "steps", "guidance_scale", "upsample_temp", "seed",
+                  "upsample_steps", "right", "blend"),
 }
 
 
@@ -90,6 +94,8 @@ def _inputs(endpoint: str, raw: RawApi, files: dict) -> dict:
         return {"mask_editor": {"background": raw.upload(files["picture"]),
                                 "layers": [raw.upload(files["mask"])], "composite": None},
                 "prompt": "x"}
+    if endpoint == "/outpaint":
+        return {"image": raw.upload(files["picture"]), "prompt": "x", "right": 64}
     return {"prompt": "x"}
 
 
@@ -100,7 +106,7 @@ def test_numbers_out_of_range_are_refused_with_the_fields_name(raw, files, endpo
         values, label = NUMBER_CASES[field]
         messages = []
         for value in values:
-            kind, message = raw.call(endpoint, **inputs, **{field: value})
+            kind, message = raw.call(endpoint, **{**inputs, field: value})
             assert kind == "error" and label in (message or ""), (field, value, message)
             messages.append(message)
         shown = ", ".join(_shown(v) for v in values)
@@ -116,8 +122,10 @@ def _shown(value) -> str:
 
 def test_other_fields_out_of_range(raw, files):
     inpaint = _inputs("/inpaint", raw, files)
-    cases = [("/inpaint", "mask_grow", -1, "Mask grow"),
+    cases = [("/inpaint", "mask_grow", -10_000, "Mask grow"),
              ("/inpaint", "mask_feather", 10_000, "Mask feather"),
+             ("/inpaint", "mask_shape", "oval:1,2,3,4", "Cannot read the mask shape"),
+             ("/outpaint", "aspect_ratio", "16 by 9", "Aspect ratio"),
              ("/clip_guided", "cfg_scale", 99, "Guidance scale"),
              ("/generate", "sampler", "euler", "list of choices"),
              ("/clip_guided", "clip_source", "evil", "list of choices"),
@@ -128,8 +136,10 @@ def test_other_fields_out_of_range(raw, files):
              ("/sweep", "sweep_param", "batch_size", "list of choices")]
     for endpoint, field, value, label in cases:
         inputs = inpaint if endpoint == "/inpaint" else {"prompt": "x"}
+        if endpoint == "/outpaint":
+            inputs = {**_inputs(endpoint, raw, files), "right": 0}
         extra = {"compare_with_cfg": True} if field == "cfg_scale" else {}
-        kind, message = raw.call(endpoint, **inputs, **extra, **{field: value})
+        kind, message = raw.call(endpoint, **{**inputs, **extra, field: value})
         assert kind == "error" and label in (message or ""), (endpoint, field, value, message)
         record("bad input", f"{field} = {value!r} on {endpoint}", f"refused: '{message[:70]}'")
 

@@ -12,6 +12,7 @@ import sqlite3
 import sys
 
 from glide_ui.history import History, Query, default_outputs_dir, rebuild
+from glide_ui.history.folder import TABS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,8 +29,7 @@ def parser() -> argparse.ArgumentParser:
                         help="list pictures whose prompt has these words ('' = all), newest "
                              "first")
     parser.add_argument("--user", default="", help="whose pictures to list (with --auth)")
-    parser.add_argument("--tab", default="", choices=["", "generate", "clip_guided", "inpaint",
-                                                      "sketch", "variations"])
+    parser.add_argument("--tab", default="", choices=["", *dict.fromkeys(TABS.values())])
     parser.add_argument("--limit", type=int, default=50)
     return parser
 

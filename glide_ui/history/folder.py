@@ -37,7 +37,7 @@ DAY_FORMAT = "%Y-%m-%d"
 _DAY_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
 
 TABS = {"text2im": "generate", "clip_guided": "clip_guided", "inpaint": "inpaint",
-        "sketch": "sketch", "variations": "variations"}
+        "outpaint": "outpaint", "sketch": "sketch", "variations": "variations"}
 """The tab that runs each pipeline (and where its recipes are restored)."""
 
 

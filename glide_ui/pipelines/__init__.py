@@ -7,10 +7,12 @@ Each pipeline is a generator of events (`Status`, `Progress`, `Preview`, then on
 from glide_ui.pipelines.clip_guided import clip_guided
 from glide_ui.pipelines.events import Event, Preview, Progress, Result, Status
 from glide_ui.pipelines.inpaint import inpaint
+from glide_ui.pipelines.outpaint import outpaint
 from glide_ui.pipelines.rank import rank, rank_result, ranked, ranked_run
 from glide_ui.pipelines.requests import (
     ClipGuidedRequest,
     InpaintRequest,
+    OutpaintRequest,
     Request,
     SketchRequest,
     Text2ImRequest,
@@ -24,8 +26,9 @@ from glide_ui.pipelines.text2im import text2im
 from glide_ui.pipelines.variations import variations
 
 __all__ = [
-    "ClipGuidedRequest", "Event", "InpaintRequest", "Preview", "Progress", "Request", "Result",
-    "SketchRequest", "Status", "Text2ImRequest", "VariationsRequest", "clip_guided",
-    "compare_guidance", "inpaint", "rank", "rank_result", "ranked", "ranked_run",
-    "request_from_recipe", "sketch", "sweep", "text2im", "validate", "variations",
+    "ClipGuidedRequest", "Event", "InpaintRequest", "OutpaintRequest", "Preview", "Progress",
+    "Request", "Result", "SketchRequest", "Status", "Text2ImRequest", "VariationsRequest",
+    "clip_guided", "compare_guidance", "inpaint", "outpaint", "rank", "rank_result", "ranked",
+    "ranked_run", "request_from_recipe", "sketch", "sweep", "text2im", "validate",
+    "variations",
 ]

@@ -245,16 +245,19 @@ def kept_steps(total: int, frames: int) -> set[int]:
 def upsample(model: nn.Module, prompt: str, low_res: torch.Tensor, seeds: Sequence[int],
              respacing: str, sampler: str, temperature: float, preview: PreviewSettings,
              denoised_fn: DenoisedFn | None = None, start: Start | None = None,
+             generators: list[torch.Generator] | None = None,
+             image_inputs: Sequence[dict[str, torch.Tensor]] | None = None,
              **inputs: torch.Tensor) -> StageEvents:
     """The 64 -> 256 upsampler on `low_res` rounded to 8 bits (as the reference does),
-    with its noise from generators seeded at seed + UPSAMPLE_SEED_OFFSET. `inputs` (e.g.
-    the inpainting image and mask) are one image's, shared by the batch; `start` as for
-    `diffuse`."""
+    with its noise from `generators`, by default seeded at seed + UPSAMPLE_SEED_OFFSET.
+    `inputs` (e.g. the inpainting image and mask) are one image's, shared by the batch;
+    `image_inputs` instead give each image its own; `start` as for `diffuse`."""
     text = text_condition(model, prompt, guided=False)
     low_res = quantize(low_res)
+    rows = image_inputs or [inputs] * len(seeds)
     model_fn = per_image([conditional_model_fn(model, text=text, low_res=low_res[i:i + 1],
-                                               **inputs) for i in range(len(seeds))])
-    generators = image_generators(seeds, UPSAMPLE_SEED_OFFSET)
+                                               **row) for i, row in enumerate(rows)])
+    generators = generators or image_generators(seeds, UPSAMPLE_SEED_OFFSET)
     return (yield from diffuse("upsample", model, model_fn, generators, respacing, sampler,
                                preview, temperature=temperature, denoised_fn=denoised_fn,
                                start=start))

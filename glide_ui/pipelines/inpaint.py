@@ -1,6 +1,7 @@
 """Text-guided inpainting of an image of any size.
 
-The painted mask (grown by `mask_grow`) decides a padded square crop; the crop goes to the
+The painted mask (with its shapes, inverted when it marks what to keep, grown or shrunk
+by `mask_grow`; see pipelines.masks) decides a padded square crop; the crop goes to the
 base inpainting model at 64 px (classifier-free guidance, the known region pasted into
 every x0 prediction, as the reference notebook does), then to the inpainting upsampler at
 256 px, and the result is pasted back into the original image with a `mask_feather` px
@@ -10,7 +11,7 @@ soft edge. Pixels farther than the feather from the grown mask keep their exact 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +26,13 @@ from glide_ui.images import (
     crop_box,
     crop_mask,
     feather_alpha,
-    grow_mask,
     paste_back,
     pil_to_tensor,
     resize_mask,
     tensor_to_pil,
 )
 from glide_ui.pipelines.common import (
+    StageEvents,
     Start,
     begin,
     loading_notices,
@@ -41,6 +42,7 @@ from glide_ui.pipelines.common import (
 )
 from glide_ui.pipelines.events import Event, Result
 from glide_ui.pipelines.filmstrip import filmstrips
+from glide_ui.pipelines.masks import repaint_mask
 from glide_ui.pipelines.requests import InpaintRequest, SketchRequest
 from glide_ui.pipelines.text2im import guided_base, preview_settings
 
@@ -59,9 +61,14 @@ class Patch:
 
 
 def prepare_patch(image: Image.Image, mask: np.ndarray, feather: int) -> Patch:
-    """Crop around `mask` (already grown) and resize for the models. A model pixel is
-    repainted when any painted pixel falls in it, so nothing painted is kept."""
-    box = crop_box(mask, feather=feather)
+    """Crop around `mask` (already grown) and resize for the models."""
+    return patch_at(image, mask, crop_box(mask, feather=feather))
+
+
+def patch_at(image: Image.Image, mask: np.ndarray, box: Box) -> Patch:
+    """The models' view of `box` of `image` (parts outside it count as repainted) with
+    `mask` (True = repaint). A model pixel is repainted when any painted pixel falls in
+    it, so nothing painted is kept."""
     region, repaint = crop(image, box), crop_mask(mask, box)
     images, known = {}, {}
     for size in (BASE_SIZE, UPSAMPLE_SIZE):
@@ -87,13 +94,14 @@ def repaint(pipeline: str, request: InpaintRequest | SketchRequest, seeds: list[
     """
     names = repaint_models(request)
     yield from prompt_notices(request.prompt, manager, names)
-    mask = grow_mask(request.mask, request.mask_grow)
+    mask = repaint_region(request)
     patch = prepare_patch(request.image, mask, request.mask_feather)
     yield from loading_notices(manager, names)
     with manager.use(*names) as models:
-        x = yield from _base(models[0], request, seeds, patch, strength)
+        x = yield from base_stage(models[0], request, seeds, [patch], strength=strength)
         if request.upsample:
-            x = yield from _upsample(models[1], request, seeds, patch, x, strength)
+            x = yield from upsample_stage(models[1], request, seeds, [patch], x,
+                                          strength=strength)
     alpha = feather_alpha(mask, request.mask_feather)
     images = [paste_back(request.image, patch_image, patch.box, alpha)
               for patch_image in tensor_to_pil(x)]
@@ -102,40 +110,69 @@ def repaint(pipeline: str, request: InpaintRequest | SketchRequest, seeds: list[
     yield Result(images, recipes)
 
 
-def repaint_models(request: InpaintRequest | SketchRequest) -> tuple[str, ...]:
+def repaint_models(request: Any) -> tuple[str, ...]:
     """The models the inpainting stages of `request` use."""
     return ("base-inpaint", "upsample-inpaint") if request.upsample else ("base-inpaint",)
 
 
-def _base(model: torch.nn.Module, request: InpaintRequest | SketchRequest, seeds: list[int],
-          patch: Patch, strength: float) -> Any:
-    image, known = _on(model, patch, BASE_SIZE)
-    inputs = inpaint_model_inputs(image, known, copies=2)  # [cond, uncond] rows
-    return (yield from guided_base(model, request, seeds,
+def repaint_region(request: InpaintRequest | SketchRequest) -> np.ndarray:
+    """The region (bool [H, W]) a checked request repaints: its mask with its shapes,
+    inverted and grown as the request says (a sketch has no shapes nor invert)."""
+    return repaint_mask(request.mask, getattr(request, "mask_shape", ""),
+                        getattr(request, "mask_invert", False), request.mask_grow)
+
+
+def base_stage(model: torch.nn.Module, request: Any, seeds: list[int],
+               patches: Sequence[Patch], generators: list[torch.Generator] | None = None,
+               strength: float = 1.0) -> StageEvents:
+    """The 64 px base inpainting stage (classifier-free guidance, the known region pasted
+    into every x0 prediction, as the reference notebook does) on `patches`: one shared by
+    the batch, or one per image. With strength < 1 it starts part-way from the patches'
+    own pixels (SDEdit, see `common.Start`). Returns x [B, 3, 64, 64]."""
+    image, known = _on(model, patches, BASE_SIZE)
+    return (yield from guided_base(model, request, seeds, generators=generators,
                                    denoised_fn=inpaint_denoised_fn(image, known),
-                                   start=Start(image, strength), **inputs))
+                                   start=Start(image, strength),
+                                   image_inputs=_rows(image, known, len(seeds), copies=2)))
 
 
-def _upsample(model: torch.nn.Module, request: InpaintRequest | SketchRequest,
-              seeds: list[int], patch: Patch, low_res: torch.Tensor, strength: float) -> Any:
-    image, known = _on(model, patch, UPSAMPLE_SIZE)
+def upsample_stage(model: torch.nn.Module, request: Any, seeds: list[int],
+                   patches: Sequence[Patch], low_res: torch.Tensor,
+                   generators: list[torch.Generator] | None = None,
+                   strength: float = 1.0) -> StageEvents:
+    """The 256 px inpainting upsampler on `low_res` [B, 3, 64, 64] and `patches` (both as
+    `base_stage`). Returns x [B, 3, 256, 256]."""
+    image, known = _on(model, patches, UPSAMPLE_SIZE)
     return (yield from upsample(model, request.prompt, low_res, seeds,
                                 request.upsample_respacing, request.upsample_sampler,
                                 request.upsample_temp, preview_settings(request),
                                 denoised_fn=inpaint_denoised_fn(image, known),
-                                start=Start(image, strength),
-                                **inpaint_model_inputs(image, known)))
+                                generators=generators, start=Start(image, strength),
+                                image_inputs=_rows(image, known, len(seeds), copies=1)))
 
 
-def _on(model: torch.nn.Module, patch: Patch, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _on(model: torch.nn.Module, patches: Sequence[Patch], size: int) \
+        -> tuple[torch.Tensor, torch.Tensor]:
     device = next(model.parameters()).device
-    return patch.image[size].to(device), patch.known[size].to(device)
+    return (torch.cat([patch.image[size] for patch in patches]).to(device),
+            torch.cat([patch.known[size] for patch in patches]).to(device))
 
 
-def input_record(image: Image.Image, mask: np.ndarray | None = None) -> dict[str, Any]:
-    """What identifies the inputs in a recipe (the pixels themselves are not stored)."""
-    record = {"image_size": list(image.size),
-              "image_sha256": hashlib.sha256(np.asarray(image).tobytes()).hexdigest()}
-    if mask is not None:
-        record["mask_sha256"] = hashlib.sha256(np.packbits(mask).tobytes()).hexdigest()
-    return record
+def _rows(image: torch.Tensor, known: torch.Tensor, count: int, copies: int) \
+        -> list[dict[str, torch.Tensor]]:
+    """Each of `count` images' model inputs from one shared patch row or one row each."""
+    return [inpaint_model_inputs(image[i % len(image)][None], known[i % len(known)][None],
+                                 copies) for i in range(count)]
+
+
+def image_record(image: Image.Image) -> dict[str, Any]:
+    """What identifies an input picture in a recipe (the pixels themselves are not stored)."""
+    return {"image_size": list(image.size),
+            "image_sha256": hashlib.sha256(np.asarray(image).tobytes()).hexdigest()}
+
+
+def input_record(image: Image.Image, mask: np.ndarray) -> dict[str, Any]:
+    """What identifies the inputs in a recipe: the picture's record and the painted mask's
+    fingerprint."""
+    return {**image_record(image),
+            "mask_sha256": hashlib.sha256(np.packbits(mask).tobytes()).hexdigest()}

@@ -13,8 +13,9 @@ from PIL import Image
 from glide_ui.checkpoints import OPENAI_CLIP_NAMES
 from glide_ui.errors import RequestError
 from glide_ui.glide.diffusion import space_timesteps
-from glide_ui.images import load_image, mask_from_editor, paint_strokes
+from glide_ui.images import MAX_PIXELS, load_image, mask_from_editor, paint_strokes
 from glide_ui.pipelines.events import Status
+from glide_ui.pipelines.masks import parse_shapes, repaint_mask
 from glide_ui.pipelines.solvers import SOLVERS
 from glide_ui.recipe import Recipe
 
@@ -73,12 +74,40 @@ class InpaintRequest:
     upsample: bool = True
     upsample_respacing: str = "fast27"
     upsample_temp: float = 0.997
-    mask_grow: int = 0  # pixels (at the image's size) added around the painted region
+    mask_grow: int = 0  # pixels (at the image's size) added around the mask; < 0 shrinks
     mask_feather: int = 8  # pixels of soft edge when pasting back into a large image
     preview_interval: float = 0.5
     preview_noisy: bool = False
     upsample_sampler: Sampler = "ancestral"  # as the reference inpaint notebook
     filmstrip_frames: int = 0  # keep this many evenly spaced previews per stage (0 = none)
+    mask_invert: bool = False  # the mask marks what to keep: everything else is repainted
+    # shapes added to the mask, "rect:x0,y0,x1,y1; ellipse:..." (see pipelines.masks);
+    # with shapes, `mask` may be None
+    mask_shape: str = ""
+
+
+@dataclass
+class OutpaintRequest:
+    image: Image.Image  # (bytes / a path are decoded by `validate`, upright by EXIF)
+    prompt: str = ""
+    left: int = 0  # pixels added on each side...
+    top: int = 0
+    right: int = 0
+    bottom: int = 0
+    aspect_ratio: str = ""  # ...or "16:9": extend the short way, equally on both sides
+    blend: int = 8  # pixels of the original next to the new area that the models blend in
+    batch_size: int = 1
+    seed: int = -1
+    guidance_scale: float = 5.0
+    base_respacing: str = "100"
+    sampler: Sampler = "ancestral"
+    upsample: bool = True
+    upsample_respacing: str = "fast27"
+    upsample_temp: float = 0.997
+    preview_interval: float = 0.5
+    preview_noisy: bool = False
+    upsample_sampler: Sampler = "ancestral"  # as the reference inpaint notebook
+    filmstrip_frames: int = 0
 
 
 @dataclass
@@ -99,7 +128,7 @@ class SketchRequest:
     upsample: bool = True
     upsample_respacing: str = "fast27"
     upsample_temp: float = 0.997
-    mask_grow: int = 0
+    mask_grow: int = 0  # as for inpainting: pixels added around the strokes; < 0 shrinks
     mask_feather: int = 8
     preview_interval: float = 0.5
     preview_noisy: bool = False
@@ -126,7 +155,8 @@ class VariationsRequest:
     filmstrip_frames: int = 0
 
 
-Request = Text2ImRequest | ClipGuidedRequest | InpaintRequest | SketchRequest | VariationsRequest
+Request = (Text2ImRequest | ClipGuidedRequest | InpaintRequest | OutpaintRequest | SketchRequest
+           | VariationsRequest)
 
 # Documented limits: values outside them are refused with a RequestError (never clamped).
 MAX_BATCH_SIZE = 8
@@ -141,7 +171,10 @@ STRENGTH_RANGE = (0.0, 1.0)  # SDEdit: 0 keeps the input, 1 starts from pure noi
 PREVIEW_INTERVAL_RANGE = (0.0, 3600.0)
 MAX_PROMPT_CHARS = 2000  # longer prompts are cut (with a warning) before tokenizing
 MAX_RESPACING_CHARS = 100
-MAX_MASK_PIXELS = 256  # mask grow and feather, in pixels of the input image
+MAX_MASK_PIXELS = 256  # mask grow (either way) and feather, in pixels of the input image
+MAX_EXTENSION = 2048  # outpainting: pixels added on one side
+MAX_BLEND = 64  # outpainting: the blend band, in pixels of the input image
+ASPECT_RATIO_RANGE = (0.125, 8.0)  # width / height an outpainting may extend to
 MIN_IMAGE_SIDE = 8
 DIFFUSION_STEPS = 1000  # every GLIDE model is trained with 1000 steps
 MIN_STEPS = 2
@@ -170,6 +203,8 @@ def validate(request: Request) -> tuple[Request, list[Status]]:
         return _validate_clip_guided(request)
     if isinstance(request, InpaintRequest):
         return _validate_inpaint(request)
+    if isinstance(request, OutpaintRequest):
+        return _validate_outpaint(request)
     if isinstance(request, SketchRequest):
         return _validate_sketch(request)
     if isinstance(request, VariationsRequest):
@@ -227,12 +262,17 @@ def _validate_clip_guided(request: ClipGuidedRequest) -> tuple[ClipGuidedRequest
 
 def _validate_inpaint(request: InpaintRequest) -> tuple[InpaintRequest, list[Status]]:
     changes, notices = _validate_repaint(request)
+    changes["mask_invert"] = bool(request.mask_invert)
+    parse_shapes(request.mask_shape)
+    changes["mask_shape"] = (request.mask_shape or "").strip()
     image = _picture(request.image, "inpaint", "inpainting")
-    mask = mask_from_editor(request.mask, size=image.size)
-    if not mask.any():
-        raise RequestError("The mask is empty: paint over the part of the image to change "
-                           "(in a black-and-white mask, white marks what to repaint).")
-    if mask.all():
+    if request.mask is None and changes["mask_shape"]:
+        mask = np.zeros((image.height, image.width), dtype=bool)
+    else:
+        mask = mask_from_editor(request.mask, size=image.size)
+    region = repaint_mask(mask, changes["mask_shape"], changes["mask_invert"],
+                          changes["mask_grow"])
+    if region.all():
         notices.append(Status("The mask covers the whole image: nothing of it is kept, the "
                               "result comes from the prompt alone.", "warning"))
     return replace(request, image=image, mask=mask, **changes), notices
@@ -243,7 +283,8 @@ def _validate_repaint(request: InpaintRequest | SketchRequest) -> tuple[dict, li
     changes, notices = _validate_common(request, allow_empty_prompt=True)
     changes["guidance_scale"] = _float("Guidance scale", request.guidance_scale,
                                        *GUIDANCE_SCALE_RANGE)
-    changes["mask_grow"] = _int("Mask grow", request.mask_grow, 0, MAX_MASK_PIXELS)
+    changes["mask_grow"] = _int("Mask grow", request.mask_grow, -MAX_MASK_PIXELS,
+                                MAX_MASK_PIXELS)
     changes["mask_feather"] = _int("Mask feather", request.mask_feather, 0, MAX_MASK_PIXELS)
     return changes, notices
 
@@ -279,6 +320,7 @@ def _validate_sketch(request: SketchRequest) -> tuple[SketchRequest, list[Status
     if not mask.any():
         raise RequestError("The sketch is empty: paint coloured strokes on the picture where "
                            "it should change.")
+    repaint_mask(mask, grow=changes["mask_grow"])  # refuses a shrink that leaves nothing
     return replace(request, image=image, strokes=None, mask=mask, **changes), notices
 
 
@@ -293,6 +335,75 @@ def _validate_variations(request: VariationsRequest) \
         notices.append(Status(f"The picture is {image.width} x {image.height}: the models "
                               "work on squares, so its centre square is used.", "warning"))
     return replace(request, image=image, **changes), notices
+
+
+def _validate_outpaint(request: OutpaintRequest) -> tuple[OutpaintRequest, list[Status]]:
+    changes, notices = _validate_common(request, allow_empty_prompt=True)
+    changes["guidance_scale"] = _float("Guidance scale", request.guidance_scale,
+                                       *GUIDANCE_SCALE_RANGE)
+    image = _picture(request.image, "outpaint", "outpainting")
+    sides = {name: _int(f"Extension {name} (px)", getattr(request, name), 0, MAX_EXTENSION)
+             for name in SIDES}
+    ratio = (request.aspect_ratio or "").strip()
+    if ratio:
+        wanted = extension_to_ratio(image.size, aspect_ratio(ratio))
+        if any(sides.values()) and sides != wanted:  # (a recipe records both: they agree)
+            raise RequestError("Give either pixels per side or an aspect ratio, not both.")
+        sides = wanted
+    elif not any(sides.values()):
+        raise RequestError("Give how far to extend the picture: pixels on at least one "
+                           "side, or an aspect ratio such as 16:9.")
+    width = image.width + sides["left"] + sides["right"]
+    height = image.height + sides["top"] + sides["bottom"]
+    if width * height > MAX_PIXELS:
+        raise RequestError(f"The extended picture would be {width} x {height} pixels; the "
+                           f"limit is {MAX_PIXELS / 1e6:g} megapixels.")
+    blend = _int("Blend band (px)", request.blend, 0, MAX_BLEND)
+    kept_w = image.width - blend * ((sides["left"] > 0) + (sides["right"] > 0))
+    kept_h = image.height - blend * ((sides["top"] > 0) + (sides["bottom"] > 0))
+    if min(kept_w, kept_h) < 1:
+        raise RequestError(f"The blend band of {blend} px covers the whole {image.width} x "
+                           f"{image.height} picture; make it narrower.")
+    return replace(request, image=image, aspect_ratio=ratio, blend=blend, **sides,
+                   **changes), notices
+
+
+SIDES = ("left", "top", "right", "bottom")
+
+
+def aspect_ratio(text: str) -> float:
+    """"16:9" (or "1.85:1", "4/3") -> width / height; RequestError unless it is two
+    positive numbers giving a ratio in ASPECT_RATIO_RANGE."""
+    parts = text.replace("/", ":").replace("x", ":").split(":")
+    try:
+        width, height = (float(part) for part in parts)
+    except ValueError:
+        width = height = math.nan
+    low, high = ASPECT_RATIO_RANGE
+    if not (width > 0 and height > 0 and low <= width / height <= high):
+        raise RequestError(f"Aspect ratio: write width:height such as 16:9 or 4:3 (from "
+                           f"1:{1 / low:g} to {high:g}:1), not {text!r}.")
+    return width / height
+
+
+def extension_to_ratio(size: tuple[int, int], ratio: float) -> dict[str, int]:
+    """Pixels to add on each side of a picture of `size` (width, height) to bring it to
+    `ratio` (width / height): the short way only, half on each side (the odd pixel right
+    or bottom). RequestError when it already has that ratio (to the pixel)."""
+    width, height = size
+    wide, tall = round(height * ratio) - width, round(width / ratio) - height
+    sides = dict.fromkeys(SIDES, 0)
+    if wide > 0:
+        sides["left"], sides["right"] = wide // 2, wide - wide // 2
+    elif tall > 0:
+        sides["top"], sides["bottom"] = tall // 2, tall - tall // 2
+    else:
+        raise RequestError(f"The {width} x {height} picture already has that aspect ratio; "
+                           "nothing to extend.")
+    if max(sides.values()) > MAX_EXTENSION:
+        raise RequestError(f"Reaching that aspect ratio needs {max(sides.values())} px on a "
+                           f"side; the limit is {MAX_EXTENSION}.")
+    return sides
 
 
 def clean_prompt(prompt: object) -> tuple[str, list[Status]]:
@@ -379,19 +490,20 @@ def _seed(value: object, batch_size: int) -> int:
 
 
 _REQUEST_TYPES = {"text2im": Text2ImRequest, "clip_guided": ClipGuidedRequest,
-                  "inpaint": InpaintRequest, "sketch": SketchRequest,
-                  "variations": VariationsRequest}
+                  "inpaint": InpaintRequest, "outpaint": OutpaintRequest,
+                  "sketch": SketchRequest, "variations": VariationsRequest}
 # What a recipe does not hold (only fingerprints): the inputs to give again on a rerun.
-_RECIPE_INPUTS = {InpaintRequest: ("image", "mask"), SketchRequest: ("image", "mask"),
-                  VariationsRequest: ("image",)}
+_RECIPE_INPUTS = {InpaintRequest: ("image", "mask"), OutpaintRequest: ("image",),
+                  SketchRequest: ("image", "mask"), VariationsRequest: ("image",)}
 
 
 def request_from_recipe(recipe: Recipe, **inputs: Any) -> Request:
     """The request that reproduces the image of `recipe` (batch size 1, its seed).
 
-    Inpainting and sketch recipes identify their image and mask only by hash: pass them as
-    `image=..., mask=...` (for a sketch, the picture with its strokes and their mask);
-    variations recipes need `image=...`. Settings the request does not know (device,
+    Inpainting, outpainting, sketch and variations recipes identify their inputs only by
+    hash: pass them again as `image=..., mask=...` (for a sketch, the picture with its
+    strokes and their mask; no mask for an outpainting or variations, nor for an
+    inpainting made with mask shapes alone). Settings the request does not know (device,
     dtype, hashes) are left out; run on the recorded device and dtype for bit-identical
     pixels.
     """
@@ -399,6 +511,8 @@ def request_from_recipe(recipe: Recipe, **inputs: Any) -> Request:
     if kind is None:
         raise RequestError(f"Unknown pipeline {recipe.pipeline!r} in the recipe.")
     names = {field.name for field in fields(kind)}
+    if kind is InpaintRequest and recipe.settings.get("mask_shape"):
+        inputs = {"mask": None, **inputs}
     needed = _RECIPE_INPUTS.get(kind, ())
     if not set(needed) <= inputs.keys():
         raise RequestError(f"This {recipe.pipeline} recipe needs its {' and '.join(needed)} to "

@@ -63,14 +63,19 @@ def base_then_upsample(pipeline: str, request: Any, seeds: Sequence[int], manage
 
 def guided_base(model: nn.Module, request: Any, seeds: Sequence[int],
                 denoised_fn: Any = None, start: Start | None = None,
+                generators: list[torch.Generator] | None = None,
+                image_inputs: Sequence[dict[str, torch.Tensor]] | None = None,
                 **inputs: torch.Tensor) -> StageEvents:
     """The 64 px base stage with classifier-free guidance. `inputs` (e.g. the inpainting
     image and mask) hold the two rows [cond, uncond] of one image, shared by the batch;
+    `image_inputs` instead give each image its own. `generators` (default: fresh ones
+    from the seeds) let a pipeline draw several stages' noise from one stream per image;
     `start` (SDEdit) as for `common.diffuse`."""
     text = text_condition(model, request.prompt, guided=True)
-    one_image = cfg_model_fn(model, request.guidance_scale, text=text, **inputs)
-    model_fn = per_image([one_image] * len(seeds))
-    return (yield from diffuse("base", model, model_fn, image_generators(seeds),
+    rows = image_inputs or [inputs] * len(seeds)
+    model_fn = per_image([cfg_model_fn(model, request.guidance_scale, text=text, **row)
+                          for row in rows])
+    return (yield from diffuse("base", model, model_fn, generators or image_generators(seeds),
                                request.base_respacing, request.sampler,
                                preview_settings(request), denoised_fn=denoised_fn,
                                start=start))

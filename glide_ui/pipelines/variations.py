@@ -18,7 +18,7 @@ from glide_ui.images import pil_to_tensor
 from glide_ui.pipelines.common import begin
 from glide_ui.pipelines.events import Event
 from glide_ui.pipelines.filmstrip import filmstrips
-from glide_ui.pipelines.inpaint import BASE_SIZE, input_record
+from glide_ui.pipelines.inpaint import BASE_SIZE, image_record
 from glide_ui.pipelines.requests import VariationsRequest
 from glide_ui.pipelines.text2im import base_then_upsample
 
@@ -38,4 +38,4 @@ def variations(request: VariationsRequest, manager: Any) -> Iterator[Event]:
     request, seeds = yield from begin(request)
     x0 = pil_to_tensor(base_view(request.image))
     yield from base_then_upsample("variations", request, seeds, manager, x0,
-                                  **input_record(request.image))
+                                  **image_record(request.image))

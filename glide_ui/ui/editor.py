@@ -1,4 +1,5 @@
-"""The inpainting mask editor: Gradio's image mask (brush, eraser, undo, clear), size-guarded."""
+"""The picture inputs of the editing tabs, size-guarded: the inpainting mask editor (Gradio's
+image mask: brush, eraser, undo, clear), any image editor, and a plain picture upload."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from gradio.data_classes import FileData
 from gradio.utils import get_upload_folder
 from PIL import Image
 
-from glide_ui.errors import RequestError
-from glide_ui.images import open_image, to_rgb
+from glide_ui.errors import GlideUIError, RequestError
+from glide_ui.images import load_image, open_image, to_rgb
+from glide_ui.pipelines.inpaint import image_record
 
 BRUSH = gr.Brush(colors=[("#ff3030", 0.55)], color_mode="fixed")
+BRUSH_RGBA = (255, 48, 48, 140)  # the brush's colour and opacity, for layers made here
 E = TypeVar("E", bound=gr.ImageEditor)
 
 
@@ -48,6 +51,31 @@ def checked(editor: E) -> E:
 
     editor.convert_and_format_image = checked_convert
     return editor
+
+
+def picture_input(**kwargs) -> gr.Image:
+    """An image upload handed on as a file path, checked on its header first (not an
+    image, or over the pixel limit: a message), as the editors' uploads are; the pipeline
+    decodes it (upright, as a viewer shows it)."""
+    picture = gr.Image(type="filepath", sources=["upload", "clipboard"], **kwargs)
+    preprocess = picture.preprocess
+
+    def checked_preprocess(payload):
+        if payload is not None and payload.path:
+            check_image(FileData(path=payload.path))
+        return preprocess(payload)
+
+    picture.preprocess = checked_preprocess
+    return picture
+
+
+def picture_inputs(picture: str | None) -> dict[str, str] | None:
+    """The fingerprints (as an outpainting or variations recipe records them) of the
+    picture at `picture`, or None when there is none or it cannot be read."""
+    try:
+        return image_record(load_image(picture)) if picture else None
+    except GlideUIError:
+        return None
 
 
 def editor_value(path: str) -> dict:

@@ -31,7 +31,8 @@ PAGE_SIZE = 24
 MAX_PAGE_SIZE = 200
 THUMB_SIZE = 256  # larger pictures are listed as thumbnails of this size
 TAB_CHOICES = [("All tabs", ""), ("Generate", "generate"), ("CLIP-guided", "clip_guided"),
-               ("Inpaint", "inpaint"), ("Sketch", "sketch"), ("Variations", "variations")]
+               ("Inpaint", "inpaint"), ("Outpaint", "outpaint"), ("Sketch", "sketch"),
+               ("Variations", "variations")]
 TAB_TITLES = {value: title for title, value in TAB_CHOICES if value}
 CAPTION_CHARS = 60
 
@@ -246,8 +247,8 @@ class HistoryView:
                  page: int = 1, page_size: int = PAGE_SIZE,
                  request: gr.Request = None) -> dict:
         """The user's saved pictures, newest first: `query` = words of the prompt (each a
-        word prefix; all must match), `tab` = generate | clip_guided | inpaint | sketch |
-        variations ('' = all), `since` / `until` = first and last day (YYYY-MM-DD, local
+        word prefix; all must match), `tab` = generate | clip_guided | inpaint | outpaint |
+        sketch | variations ('' = all), `since` / `until` = first and last day (YYYY-MM-DD, local
         time). Gives the page, the number of pages and matches, and each picture's id,
         file, tab, prompt, seed, settings, model hashes and time. Open one with /history_open."""
         if not 1 <= int(page_size) <= MAX_PAGE_SIZE:

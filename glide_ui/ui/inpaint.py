@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import gradio as gr
+import numpy as np
+from PIL import Image
 
 from glide_ui.errors import GlideUIError
 from glide_ui.images import editor_background, mask_from_editor, mask_preview
 from glide_ui.pipelines.inpaint import inpaint as run_inpaint
+from glide_ui.pipelines.masks import SHAPE_FORMAT, repaint_mask
 from glide_ui.pipelines.requests import MAX_MASK_PIXELS, InpaintRequest
 from glide_ui.ui import widgets
-from glide_ui.ui.backend import ASSETS_DIR, GPU_QUEUE, Backend, TabHandles, user_of
-from glide_ui.ui.editor import mask_editor, upload_guard
-from glide_ui.ui.gpu import on_gpu
+from glide_ui.ui.backend import ASSETS_DIR, Backend, TabHandles, user_of
+from glide_ui.ui.editor import BRUSH_RGBA, mask_editor, upload_guard
+from glide_ui.ui.history import user_messages
 from glide_ui.ui.settings import sampling_fields
 from glide_ui.ui.streaming import render, user_errors
 
@@ -33,7 +36,7 @@ def example_rows() -> list[list]:
     return rows
 
 
-def model_view(mask_editor, mask_grow):
+def model_view(mask_editor, mask_grow, mask_invert=False, mask_shape=""):
     """The 64 px picture the base model gets (repainted pixels in red), or a hint."""
     if not isinstance(mask_editor, dict) or mask_editor.get("background") is None:
         # Nothing to show yet; the editor also sends this while a new picture is on its
@@ -41,23 +44,41 @@ def model_view(mask_editor, mask_grow):
         return None, MASK_HINT
     try:
         image = editor_background(mask_editor)
-        mask = mask_from_editor(mask_editor, image.size)
-        if not mask.any():
+        painted = mask_from_editor(mask_editor, image.size)
+        if not (painted.any() or mask_invert or (mask_shape or "").strip()):
             return None, MASK_HINT
+        region = repaint_mask(painted, (mask_shape or "").strip(), bool(mask_invert),
+                              _pixels(mask_grow))
         note = (f"The base model sees this 64 x 64 crop; red pixels are repainted "
-                f"({int(mask.sum())} pixels painted at full size).")
-        if mask.all():
+                f"({int(region.sum())} pixels repainted at full size).")
+        if region.all():
             note = f"{WHOLE_PICTURE} {note}"
-        return mask_preview(image, mask, grow=_pixels(mask_grow)), note
+        return mask_preview(image, region), note
     except (GlideUIError, gr.Error) as error:
         return None, str(error)
 
 
 def _pixels(value) -> int:
     try:
-        return min(max(int(value), 0), MAX_MASK_PIXELS)
+        return min(max(int(value), -MAX_MASK_PIXELS), MAX_MASK_PIXELS)
     except (TypeError, ValueError):
         return 0
+
+
+@user_messages
+def invert_painting(mask_editor, mask_grow, mask_invert, mask_shape):
+    """The editor with its painted region flipped (painted <-> not), and the model view."""
+    image = editor_background(mask_editor)
+    flipped = ~mask_from_editor(mask_editor, image.size)
+    value = {"background": image, "layers": [brush_layer(flipped)], "composite": None}
+    return value, *model_view(value, mask_grow, mask_invert, mask_shape)
+
+
+def brush_layer(mask: np.ndarray) -> Image.Image:
+    """An editor layer painted with the brush's colour where `mask` is True."""
+    layer = np.zeros((*mask.shape, 4), dtype=np.uint8)
+    layer[mask] = BRUSH_RGBA
+    return Image.fromarray(layer, "RGBA")
 
 
 def build(backend: Backend) -> TabHandles:
@@ -66,11 +87,13 @@ def build(backend: Backend) -> TabHandles:
     @user_errors
     def inpaint(mask_editor, prompt, batch_size, seed, guidance_scale, mask_grow,
                 mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp,
-                base_respacing, upsample_sampler, filmstrip, request: gr.Request = None):
+                base_respacing, upsample_sampler, filmstrip, mask_invert=False, mask_shape="",
+                request: gr.Request = None):
         image = editor_background(mask_editor)
         events = backend.run(run_inpaint, InpaintRequest(
             image=image, mask=mask_editor, prompt=prompt, batch_size=batch_size, seed=seed,
             guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,
+            mask_invert=mask_invert, mask_shape=mask_shape,
             **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
                               base_respacing, upsample_sampler, filmstrip)))
         first = True
@@ -90,18 +113,23 @@ def build(backend: Backend) -> TabHandles:
             model_mask = gr.Image(label="What the model sees (64 px)", format="png",
                                   interactive=False, height=300, elem_id="inpaint-mask-preview")
             mask_note = gr.Markdown(MASK_HINT, elem_id="inpaint-mask-note")
+            with gr.Row(equal_height=True):
+                invert = gr.Button("Invert mask", size="sm", elem_id="inpaint-invert")
+                mask_invert = gr.Checkbox(False, label="Paint what to keep",
+                                          info="The brush marks what stays; the rest is "
+                                               "repainted.", elem_id="inpaint-keep")
+            mask_shape = gr.Textbox("", label="Mask shapes (pixels)", max_lines=1,
+                                    placeholder="rect:40,30,200,120; ellipse:250,60,330,140",
+                                    info=f"Added to the painted mask: {SHAPE_FORMAT}.",
+                                    elem_id="inpaint-shapes")
     with gr.Row(equal_height=False):
         with gr.Column(scale=6, min_width=340):
             prompt = widgets.prompt_box("what the painted region should show",
                                         label="Prompt for the painted region")
             buttons = widgets.run_buttons("Inpaint")
-            with gr.Row():
-                mask_grow = widgets.pipeline_checked(gr.Slider(
-                    0, MAX_MASK_PIXELS, value=0, step=1, label="Grow mask (px)",
-                    info="Widen the painted region before inpainting."))
-                mask_feather = widgets.pipeline_checked(gr.Slider(
-                    0, MAX_MASK_PIXELS, value=8, step=1, label="Feather (px)",
-                    info="Soft edge when pasting back into the picture."))
+            mask_grow, mask_feather = widgets.mask_sliders(
+                "Grow mask (px)",
+                "Widen the painted region before inpainting; negative shrinks it.")
             guidance_scale, batch_size, seed, sampling = widgets.repaint_settings()
             examples = gr.Examples(example_rows(), inputs=[editor, prompt],
                                    label="Example pictures", api_visibility="private")
@@ -114,25 +142,24 @@ def build(backend: Backend) -> TabHandles:
         result = gr.Image(label="Result (full size)", format="png", interactive=False,
                           height=480, elem_id="inpaint-result")
 
-    for trigger in (editor.change, mask_grow.release, examples.load_input_event.then):
-        trigger(model_view, [editor, mask_grow], [model_mask, mask_note], queue=False,
+    mask_inputs = [editor, mask_grow, mask_invert, mask_shape]
+    for trigger in (editor.change, mask_grow.release, examples.load_input_event.then,
+                    mask_invert.change, mask_shape.submit, mask_shape.blur):
+        trigger(model_view, mask_inputs, [model_mask, mask_note], queue=False,
                 api_visibility="private", show_progress="hidden", trigger_mode="always_last")
+    invert.click(invert_painting, mask_inputs, [editor, model_mask, mask_note],
+                 api_visibility="private", show_progress="hidden")  # queued: errors show
     area.gallery.select(_show_picked, area.gallery, result, queue=False,
                         api_visibility="private")
 
     inputs = [editor, prompt, batch_size, seed, guidance_scale, mask_grow, mask_feather,
-              *sampling.inputs()]
+              *sampling.inputs(), mask_invert, mask_shape]
     outputs = [*area.outputs(), original, result]
-    runs = [
-        buttons.run.click(on_gpu(inpaint), inputs, outputs, api_name="inpaint",
-                          concurrency_id=GPU_QUEUE, show_progress="hidden"),
-        prompt.submit(on_gpu(inpaint), inputs, outputs, api_visibility="private",
-                      concurrency_id=GPU_QUEUE, show_progress="hidden"),
-    ]
-    buttons.stop.click(None, cancels=runs)
+    widgets.wire_runs(inpaint, buttons, prompt, inputs, outputs, "inpaint")
     controls = {"mask_editor": editor, "prompt": prompt, "batch_size": batch_size,
                 "seed": seed, "guidance_scale": guidance_scale, "mask_grow": mask_grow,
-                "mask_feather": mask_feather, **sampling.by_name()}
+                "mask_feather": mask_feather, **sampling.by_name(), "mask_invert": mask_invert,
+                "mask_shape": mask_shape}
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)
 

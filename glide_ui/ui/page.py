@@ -11,6 +11,7 @@ from glide_ui.ui import (
     history,
     inpaint,
     models_panel,
+    outpaint,
     png_info,
     sketch,
     variations,
@@ -23,8 +24,9 @@ from glide_ui.ui.widgets import picked_path
 INTRO = (
     "# GLIDE\n"
     "OpenAI's GLIDE text-to-image diffusion models, with the official weights: "
-    "**Generate** from a prompt, steer with **CLIP**, **Inpaint** a region you paint, edit "
-    "from coloured strokes (**Sketch**) or make **Variations** of a picture. "
+    "**Generate** from a prompt, steer with **CLIP**, **Inpaint** a region you paint, "
+    "**Outpaint** a picture beyond its edges, edit from coloured strokes (**Sketch**) or "
+    "make **Variations** of a picture. "
     "Previews stream while the model denoises; every PNG carries its recipe, and "
     "**History** keeps what you make."
 )
@@ -47,6 +49,8 @@ def build_demo(backend: Backend) -> gr.Blocks:
                 handles.append(clip_guided.build(backend))
             with gr.Tab("Inpaint", id=inpaint.TAB_ID):
                 handles.append(inpaint.build(backend))
+            with gr.Tab("Outpaint", id=outpaint.TAB_ID):
+                handles.append(outpaint.build(backend))
             with gr.Tab("Sketch", id=sketch.TAB_ID):
                 handles.append(sketch.build(backend))
             with gr.Tab("Variations", id=variations.TAB_ID):
@@ -61,8 +65,9 @@ def build_demo(backend: Backend) -> gr.Blocks:
         _wire_send_to_inpaint(tabs, handles, past)
         targets = {tabs, *(widget for h in handles for widget in h.controls.values()),
                    *(h.notes for h in handles)}
-        sources = [next(h.controls[name] for h in handles if name in h.controls)
-                   for name in png_info.RECIPE_SOURCES.values()]
+        by_tab = {h.tab_id: h for h in handles}
+        sources = [by_tab[png_info.PIPELINE_TABS[pipeline]].controls[name]
+                   for pipeline, name in png_info.RECIPE_SOURCES.items()]
         restore = png_info.restore_handler(tabs, handles, backend.manager)
         for button, recipe in ((restore_button, recipe_json), (past.restore, past.recipe_json)):
             button.click(restore, [recipe, *sources], targets,

@@ -5,22 +5,22 @@ from __future__ import annotations
 import gradio as gr
 
 from glide_ui.errors import GlideUIError
+from glide_ui.history.folder import TABS
 from glide_ui.images import editor_background, load_image, mask_from_editor, read_recipe
 from glide_ui.models import ModelManager
 from glide_ui.pipelines.inpaint import input_record
 from glide_ui.recipe import Recipe
-from glide_ui.ui import sketch, variations
+from glide_ui.ui import sketch
 from glide_ui.ui.backend import TabHandles
+from glide_ui.ui.editor import picture_inputs
+from glide_ui.ui.history import TAB_TITLES
 from glide_ui.ui.settings import restore_plan, restore_warnings
 
 TAB_ID = "png_info"
-PIPELINE_TABS = {"text2im": "generate", "clip_guided": "clip_guided", "inpaint": "inpaint",
-                 "sketch": "sketch", "variations": "variations"}
-TAB_TITLES = {"generate": "Generate", "clip_guided": "CLIP-guided", "inpaint": "Inpaint",
-              "sketch": "Sketch", "variations": "Variations"}
-# The widget (a tab's control) that holds each pipeline's input pictures, whose
-# fingerprints a restore compares with the recipe's.
-RECIPE_SOURCES = {"inpaint": "mask_editor", "sketch": "sketch_editor",
+PIPELINE_TABS = TABS  # the tab that runs each pipeline (and where its recipes are restored)
+# The widget (a control of the pipeline's tab) that holds each pipeline's input pictures,
+# whose fingerprints a restore compares with the recipe's.
+RECIPE_SOURCES = {"inpaint": "mask_editor", "outpaint": "image", "sketch": "sketch_editor",
                   "variations": "picture"}
 NO_FILE = "Drop a PNG made by glide-ui to see how it was made."
 
@@ -110,9 +110,10 @@ def editor_inputs(mask_editor: dict | None) -> dict[str, str] | None:
         return None
 
 
-_FINGERPRINTS = {"inpaint": editor_inputs, "sketch": sketch.editor_inputs,
-                 "variations": variations.picture_inputs}
+_FINGERPRINTS = {"inpaint": editor_inputs, "outpaint": picture_inputs,
+                 "sketch": sketch.editor_inputs, "variations": picture_inputs}
 _WITH_INPUTS = {"inpaint": " with the picture and mask in the editor",
+                "outpaint": " with the picture loaded",
                 "sketch": " with the picture and strokes in the editor",
                 "variations": " with the picture loaded"}
 

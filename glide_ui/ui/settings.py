@@ -17,7 +17,11 @@ RECORD_ONLY = ("device", "dtype", "compute_path", "image_size", "image_sha256", 
 # Recipe settings -> the widget (handler parameter) that holds each, beyond the ones with
 # special handling in `widget_values` (scales, respacings).
 _SAME_NAME = ("sampler", "upsample", "upsample_temp", "upsample_sampler", "clip_source",
-              "openai_clip_model", "mask_grow", "mask_feather", "strength")
+              "openai_clip_model", "mask_grow", "mask_feather", "mask_invert", "mask_shape",
+              "left", "top", "right", "bottom", "aspect_ratio", "blend", "strength")
+
+# Settings added after the first recipes: a recipe without them was made with these values.
+_ADDED_LATER = {"inpaint": {"mask_invert": False, "mask_shape": ""}}
 
 
 def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: str,
@@ -63,6 +67,8 @@ def restore_plan(recipe: Recipe) -> tuple[dict[str, Any], list[str]]:
     for key in _SAME_NAME:
         if key in settings:
             values[key] = settings.pop(key)
+    for key, value in _ADDED_LATER.get(recipe.pipeline, {}).items():
+        values.setdefault(key, value)
     left = [key for key in settings if key not in RECORD_ONLY]
     return values, left
 
@@ -83,9 +89,9 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
     """Why a run of the restored settings may not give the recipe's pixels, in words.
 
     `manager`: this server's (device, dtype, weights); `left`: settings no widget holds;
-    `inputs`: for a recipe of inputs (inpainting, sketch, variations), the fingerprints of
-    the picture (and mask) now in its tab (see `pipelines.inpaint.input_record`), or None
-    when it holds none.
+    `inputs`: for a recipe of inputs (inpainting, outpainting, sketch, variations), the
+    fingerprints of the picture (and mask) now in its tab (see
+    `pipelines.inpaint.input_record`), or None when it holds none.
     """
     settings = recipe.settings
     notes = []

@@ -72,7 +72,8 @@ def build(backend: Backend) -> TabHandles:
             strength = strength_slider(0.7, "How far from the strokes: 0 keeps them as "
                                             "painted, 1 ignores their colours (inpainting).")
             mask_grow, mask_feather = widgets.mask_sliders(
-                "Grow region (px)", "Also repaint this far around the strokes.")
+                "Grow region (px)",
+                "Also repaint this far around the strokes; negative shrinks the region.")
             guidance_scale, batch_size, seed, sampling = widgets.repaint_settings()
         with gr.Column(scale=5, min_width=320):
             area = widgets.run_area(preview_height=260)

@@ -5,26 +5,17 @@ from __future__ import annotations
 
 import gradio as gr
 
-from glide_ui.errors import GlideUIError
 from glide_ui.images import load_image
-from glide_ui.pipelines.inpaint import input_record
 from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, VariationsRequest
 from glide_ui.pipelines.variations import variations as run_variations
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import Backend, TabHandles, user_of
+from glide_ui.ui.editor import picture_input
 from glide_ui.ui.settings import sampling_fields
 from glide_ui.ui.sketch import strength_slider
 from glide_ui.ui.streaming import render, user_errors
 
 TAB_ID = "variations"
-
-
-def picture_inputs(picture: str | None) -> dict[str, str] | None:
-    """The fingerprints (as a variations recipe records them) of the picture, or None."""
-    try:
-        return input_record(load_image(picture)) if picture else None
-    except GlideUIError:
-        return None
 
 
 def build(backend: Backend) -> TabHandles:
@@ -45,8 +36,8 @@ def build(backend: Backend) -> TabHandles:
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
-            picture = gr.Image(label="Picture", type="filepath", sources=("upload", "clipboard"),
-                               format="png", height=320, elem_id="variations-picture")
+            picture = picture_input(label="Picture", format="png", height=320,
+                                    elem_id="variations-picture")
             prompt = widgets.prompt_box("what the variations should show")
             buttons = widgets.run_buttons("Make variations")
             strength = strength_slider(0.6, "How far from the picture: 0 keeps its 64 px "

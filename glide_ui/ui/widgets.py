@@ -175,10 +175,11 @@ def _steps_of(spec: str):
 
 
 def mask_sliders(grow_label: str, grow_info: str) -> tuple[gr.Slider, gr.Slider]:
-    """The grow and feather sliders (pixels) of a tab that repaints a region."""
+    """The grow (negative: shrink) and feather sliders (pixels) of a tab that repaints a
+    region."""
     with gr.Row():
-        grow = pipeline_checked(gr.Slider(0, MAX_MASK_PIXELS, value=0, step=1,
-                                          label=grow_label, info=grow_info))
+        grow = pipeline_checked(gr.Slider(-MAX_MASK_PIXELS, MAX_MASK_PIXELS, value=0,
+                                          step=1, label=grow_label, info=grow_info))
         feather = pipeline_checked(gr.Slider(
             0, MAX_MASK_PIXELS, value=8, step=1, label="Feather (px)",
             info="Soft edge when pasting back into the picture."))
@@ -268,3 +269,4 @@ def picked_path(gallery: list | None, index: int | None) -> str:
         index = 0
     item = gallery[index]
     return item[0] if isinstance(item, (tuple, list)) else item
+

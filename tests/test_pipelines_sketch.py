@@ -135,6 +135,19 @@ def test_sketch_at_strength_1_is_plain_inpainting_of_the_region(manager):
     assert np.array_equal(pixels(sketch_result.images[0]), pixels(inpaint_result.images[0]))
 
 
+def test_a_shrunk_sketch_repaints_the_shrunk_region_as_inpainting_does(manager):
+    _, shrunk = run(sketch(sketched(strength=1.0, mask_grow=-4, mask_feather=0), manager))
+    painted, region = paint_strokes(photo(), strokes())
+    plain = InpaintRequest(image=painted, mask=region, prompt="a kite", seed=5, mask_grow=-4,
+                           mask_feather=0, **FAST)
+    _, inpainted = run(inpaint(plain, manager))
+    after = pixels(shrunk.images[0])
+    assert np.array_equal(after, pixels(inpainted.images[0]))
+    inside = grow_mask(region, -4)
+    assert np.array_equal(after[~inside], pixels(painted)[~inside]), "the rim stays as painted"
+    assert (after != pixels(painted)).any(axis=2)[inside].mean() > 0.5
+
+
 @pytest.mark.parametrize("sampler", ["ancestral", "dpmpp_2m", "heun"])
 def test_one_sketch_of_a_batch_reproduces_alone_from_its_recipe(manager, sampler):
     _, batch = run(sketch(sketched(strength=0.6, batch_size=2, sampler=sampler), manager))
@@ -173,6 +186,8 @@ def test_an_editor_value_gives_its_layers_as_strokes(manager):
     ({"mask": np.ones((120, 160), dtype=bool)}, "not both"),
     ({"image": None}, "Upload an image to sketch on"),
     ({"guidance_scale": -1.0}, "Guidance scale"),
+    ({"mask_grow": -30}, "Shrinking the mask by 30 px leaves nothing"),
+    ({"mask_grow": -1000}, "Mask grow"),
 ])
 def test_bad_sketch_requests(manager, changes, message):
     with pytest.raises(RequestError, match=message):

@@ -63,9 +63,19 @@ def panel(page: Page, tab: str):
 
 
 def set_number(scope, label: str, value: float) -> None:
+    """Type `value` into a number field and wait until the page holds it. A field in an
+    accordion just opened can still be mounting on a busy machine and drop what was typed
+    (seen in CI: the run then used the default), so the value is typed again then."""
     field = scope.get_by_label(f"number input for {label}")
-    field.fill(str(value))
-    field.press("Tab")
+    for _ in range(3):
+        field.fill(str(value))
+        field.press("Tab")
+        try:
+            expect(field).to_have_value(str(value), timeout=5_000)
+            return
+        except AssertionError:
+            continue
+    expect(field).to_have_value(str(value))
 
 
 def fast_settings(scope, steps: int = 4) -> None:

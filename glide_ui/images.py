@@ -256,11 +256,12 @@ def mask_from_editor(value: Any, size: tuple[int, int] | None = None) -> np.ndar
     return _fit(mask, size) if size is not None else mask
 
 
-def editor_background(value: Any) -> Image.Image:
-    """The uploaded image (RGB, upright) of a mask editor value."""
+def editor_background(value: Any, action: str = "inpaint") -> Image.Image:
+    """The uploaded image (RGB, upright) of a mask editor value. Raises RequestError ("Upload
+    an image to `action` first.") when there is none."""
     background = value.get("background") if isinstance(value, dict) else None
     if background is None:
-        raise RequestError("Upload an image to inpaint first.")
+        raise RequestError(f"Upload an image to {action} first.")
     return load_image(background)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from app_server import ASSETS
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 from PIL import Image
 
 from glide_ui import Glide, GlideOutput, RequestError, read_recipe
@@ -81,6 +82,15 @@ def test_outpaint_gives_the_pages_pixels_and_reruns_from_its_png(client, glide):
         glide.rerun(result[4])
     again = glide.rerun(result[4], image=PHOTO)
     assert np.array_equal(pixels(again.images[0]), page)
+
+
+def test_outpaint_over_http_refuses_a_ratio_with_sides_that_disagree(client):
+    with pytest.raises(AppError, match="not both"):  # as the CLI and Python do
+        client.predict(image=handle_file(str(PHOTO)), prompt="x", aspect_ratio="16:9",
+                       right=64, steps=2, upsample=False, api_name="/outpaint")
+    ratio = client.predict(image=handle_file(str(PHOTO)), prompt="x", aspect_ratio="16:9",
+                           steps=2, upsample=False, api_name="/outpaint")
+    assert pixels(ratio[4]).shape == (300, 533, 3)
 
 
 def test_inpaint_shapes_and_invert_from_the_page_and_python(client, glide):

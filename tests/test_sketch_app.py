@@ -95,7 +95,7 @@ def test_variations_endpoint_gives_the_python_apis_pixels(client, glide):
 BAD_INPUTS = [
     ("/sketch", {"strength": 1.5}, "Strength must be between 0 and 1"),
     ("/sketch", {"sketch_editor": "no-strokes"}, "The sketch is empty"),
-    ("/sketch", {"sketch_editor": "no-image"}, "Upload an image"),
+    ("/sketch", {"sketch_editor": "no-image"}, "Upload an image to sketch on first"),
     ("/variations", {"strength": -0.5}, "Strength must be between 0 and 1"),
     ("/variations", {"picture": None}, "Upload an image to make variations of"),
 ]

@@ -65,12 +65,12 @@ def plan_view(image, left, top, right, bottom, aspect_ratio, blend):
 
 
 def extension(left, top, right, bottom, aspect_ratio) -> dict:
-    """The request's extension fields from the tab's widgets: a chosen aspect ratio wins
-    over the sides (which the page sets to 0 when one is chosen)."""
+    """The request's extension fields from the tab's widgets. All of them go to the request,
+    whose validation refuses sides that disagree with a ratio (the page sets the sides to 0
+    when a ratio is chosen; an API caller may send both)."""
     ratio = (aspect_ratio or "").strip() if isinstance(aspect_ratio, str) else aspect_ratio
-    if ratio:
-        return {"aspect_ratio": ratio}
-    return {"left": left, "top": top, "right": right, "bottom": bottom}
+    return {"left": left, "top": top, "right": right, "bottom": bottom,
+            "aspect_ratio": ratio or ""}
 
 
 def build(backend: Backend) -> TabHandles:

@@ -51,7 +51,8 @@ def build(backend: Backend) -> TabHandles:
                mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp,
                base_respacing, upsample_sampler, filmstrip, request: gr.Request = None):
         events = backend.run(run_sketch, SketchRequest(
-            image=editor_background(sketch_editor), strokes=sketch_editor, prompt=prompt,
+            image=editor_background(sketch_editor, "sketch on"), strokes=sketch_editor,
+            prompt=prompt,
             strength=strength, batch_size=batch_size, seed=seed,
             guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,
             **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,

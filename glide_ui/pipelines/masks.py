@@ -80,7 +80,7 @@ def repaint_mask(painted: np.ndarray, shapes: str = "", invert: bool = False,
     if not mask.any():
         raise RequestError(
             "The mask keeps the whole picture: nothing is left to repaint. Leave part of "
-            "it unpainted, or untick 'Paint what to keep'." if invert else
+            "it unpainted, or turn off 'Paint what to keep' (--invert, mask_invert)." if invert else
             "The mask is empty: paint over the part of the image to change (in a "
             "black-and-white mask, white marks what to repaint).")
     grown = grow_mask(mask, grow)

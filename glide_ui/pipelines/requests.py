@@ -516,7 +516,9 @@ def request_from_recipe(recipe: Recipe, **inputs: Any) -> Request:
     needed = _RECIPE_INPUTS.get(kind, ())
     if not set(needed) <= inputs.keys():
         raise RequestError(f"This {recipe.pipeline} recipe needs its {' and '.join(needed)} to "
-                           "be given again.")
+                           "be given again (the recipe holds only their fingerprints): "
+                           + ", ".join(f"--{name} on the command line, {name}= in Python"
+                                       for name in needed) + ".")
     settings = {key: value for key, value in recipe.settings.items() if key in names}
     return kind(**{**settings, **inputs, "prompt": recipe.prompt, "seed": recipe.seed,
                    "batch_size": 1})

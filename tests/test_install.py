@@ -1,8 +1,9 @@
 """`pip install` of the repository into a fresh virtual environment, then the installed
 `glide-ui` command and Python API, run from outside the repository.
 
-The environment is made with `--system-site-packages`, so the dependencies (torch and the
-rest, already installed here) are found there instead of being downloaded again: pip still
+The environment has no packages of its own but sees those of the interpreter running the
+tests (the system's or an active virtual environment's, see environments.py), so the
+dependencies (torch and the rest) are found there instead of being installed again: pip
 builds the package from the source (the build backend comes from the package index) and
 installs it and its console script into the environment, which is what is tested. The
 source is a copy of the repository's files (what git tracks, plus new files it does not
@@ -14,13 +15,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from app_server import ROOT, running_app
+from environments import running_site_dirs, sharing_venv
 from PIL import Image
 
 INSTALL_SECONDS = 900
@@ -48,18 +49,16 @@ def venv(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("install")
     source = copy_repository(root / "source")
     env_dir = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)],
-                   check=True, timeout=300)
+    python = sharing_venv(env_dir, running_site_dirs())
     report = root / "report.json"
-    result = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install",
+    result = subprocess.run([str(python), "-m", "pip", "install",
                              "--no-input", "--report", str(report), str(source)],
                             capture_output=True, text=True, timeout=INSTALL_SECONDS)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     installed = {item["metadata"]["name"] for item in json.loads(report.read_text())["install"]}
-    # Everything else the package needs is already here: pip adds glide-ui (so, in
-    # particular, no other build of torch and no torchvision), and on Python < 3.12 a newer
-    # setuptools than the one `venv` puts in the environment (torch asks for >= 77).
-    assert "glide-ui" in installed and installed <= {"glide-ui", "setuptools"}
+    # Everything else the package needs is already here: pip adds glide-ui alone (so, in
+    # particular, no other build of torch and no torchvision).
+    assert installed == {"glide-ui"}, result.stdout[-3000:]
     return env_dir
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from app_server import ASSETS, ROOT, running_app
+from environments import running_site_dirs, sharing_venv
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from packaging.requirements import Requirement
@@ -116,21 +117,14 @@ def python_without_clip(tmp_path_factory) -> Path:
     """A virtual environment's python that sees every package installed here but
     clip-anytorch: its site-packages adds a folder of links to all the others."""
     root = tmp_path_factory.mktemp("without-clip")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")],
-                   check=True, timeout=300)
-    python = root / "venv" / "bin" / "python"
     mirror = root / "site-packages"
     mirror.mkdir()
-    for folder in (Path(p) for p in sys.path if p.endswith(("site-packages", "dist-packages"))):
+    for folder in running_site_dirs():
         for entry in folder.iterdir() if folder.is_dir() else ():
             hidden = entry.name == "clip" or entry.name.lower().startswith("clip_anytorch")
             if not hidden and not (mirror / entry.name).exists():
                 (mirror / entry.name).symlink_to(entry)
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
-                              "print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    Path(purelib, "all-but-clip.pth").write_text(
-        f"import site; site.addsitedir({str(mirror)!r})\n")
+    python = sharing_venv(root / "venv", [mirror])
     check = subprocess.run([str(python), "-c", "import importlib.util as u; "
                             "assert u.find_spec('clip') is None; import gradio, torch"],
                            capture_output=True, text=True, timeout=300)

@@ -68,7 +68,7 @@ def _cut_in_half(index: Path) -> None:
     os.truncate(index, index.stat().st_size // 2)
 
 
-def _scramble_full_text(index: Path) -> None:
+def scramble_full_text(index: Path) -> None:
     """Every page sound, the full-text index's blocks noise (what quick_check cannot see)."""
     db = sqlite3.connect(index)
     try:
@@ -92,7 +92,7 @@ DAMAGES: dict[str, Callable[[Path], None]] = {
     "full-text config page": _page_of("prompts_config"),
     "schema page": _page_of("sqlite_master"),
     "cut in half": _cut_in_half,
-    "full-text blocks scrambled": _scramble_full_text,
+    "full-text blocks scrambled": scramble_full_text,
     "garbage": _garbage,
 }
 """Each kind of damage, done in place to a closed index file (no -wal beside it)."""

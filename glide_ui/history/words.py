@@ -2,10 +2,11 @@
 typed in the search box.
 
 A word of a language written with spaces (Latin, Cyrillic, Greek, Arabic, Devanagari…) is
-found by its prefix: "corg" finds "corgi". Chinese, Japanese, Korean, Thai, Lao, Khmer,
-Myanmar and the other scripts written without spaces between words are indexed one
-character (grapheme) at a time, so that a word in them is found wherever it stands, as a
-run of characters: "可爱" and "猫" find "一只可爱的猫".
+found by its prefix: "corg" finds "corgi". Chinese, Japanese, Thai, Lao, Khmer, Myanmar and
+the other scripts written without spaces between words, and Korean (whose spaced units
+carry particles and compounds: "고양이가"), are indexed one character (grapheme) at a time,
+so that a word in them is found wherever it stands, as a run of characters: "可爱" and "猫"
+find "一只可爱的猫", "고양이" finds "고양이가".
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import unicodedata
 
 import regex
 
-# The scripts written without spaces between words (by Unicode script extensions, so that
-# marks and signs shared with them, like the Japanese prolonged sound mark, go with them).
+# The scripts searched by character (by Unicode script extensions, so that marks and signs
+# shared with them, like the Japanese prolonged sound mark, go with them).
 UNSPACED_SCRIPTS = ("Han", "Hiragana", "Katakana", "Hangul", "Bopomofo", "Yi", "Thai", "Lao",
                     "Khmer", "Myanmar", "Tibetan", "Tai_Le", "New_Tai_Lue", "Tai_Tham",
                     "Tai_Viet", "Balinese", "Javanese")

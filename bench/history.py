@@ -4,8 +4,9 @@ Saves `count` 64 px result PNGs (recipes with prompts drawn from a small vocabul
 30 days) into a temporary outputs folder through `History.save` (each written atomically,
 then indexed), then times what the History tab and the /history endpoint do: a page of
 24 newest first (first, middle and last page), searches by prompt words (common, rare,
-with tab and date filters), opening one picture; and what start-up does: a sync with
-nothing changed, and a full rebuild of the index from the PNGs. Median of `--runs`.
+with tab and date filters, characters inside Chinese and Japanese words), opening one
+picture; and what start-up does: opening the index (its checks), a sync with nothing
+changed, and a full rebuild of the index from the PNGs. Median of `--runs`.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from pathlib import Path
 from PIL import Image
 
 from glide_ui.history import History, Query, result_png
+from glide_ui.history.index import HistoryIndex
 from glide_ui.recipe import Recipe
 
 WORDS = ("corgi cat fox hedgehog lighthouse boat canyon castle forest city robot dragon "
          "teapot garden mountain river window painting drawing photo watercolor sketch "
-         "crayon oil stained glass surreal tiny giant red blue golden night dusk").split()
+         "crayon oil stained glass surreal tiny giant red blue golden night dusk "
+         "一只可爱的猫 東京タワー 등대").split()  # unspaced scripts: searched by character
 PIPELINES = ("text2im", "text2im", "clip_guided", "inpaint")
 PAGE = 24
 
@@ -78,9 +81,14 @@ def measure(history: History, runs: int) -> dict[str, float]:
         "search 'corgi' + tab + last 7 days": lambda: history.page(
             None, Query("corgi", "generate", since=since), size=PAGE),
         "search 'zebra' (no match)": lambda: history.page(None, Query("zebra"), size=PAGE),
+        "search '猫' (one character inside)": lambda: history.page(None, Query("猫"), size=PAGE),
+        "search 'タワー' (characters inside)": lambda: history.page(None, Query("タワー"),
+                                                                  size=PAGE),
         "open one picture": lambda: history.get(None, some_id),
     }
     figures = {name: timed(action, runs) for name, action in cases.items()}
+    figures["open the index (quick_check + FTS check)"] = timed(
+        lambda: HistoryIndex(history.index.path).close(), max(1, runs // 4))
     figures["start-up sync, nothing changed"] = timed(history.sync, max(1, runs // 4))
     figures["rebuild from the PNGs"] = timed(history.rebuild, 1)
     return figures

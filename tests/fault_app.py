@@ -8,6 +8,8 @@
 - `files=NAME,...`: with `--models tiny`, these models are loaded the way official ones are:
   from the checkpoint files in `--checkpoints DIR` (which the test makes corrupt, truncated
   or malicious), through the product's own fetching, checking and loading code.
+- `index_full`: the disk holding the history index is full: SQLite may not grow any database
+  file (tests/index_faults.py `refuse_growth`) and says "database or disk is full".
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ def out_of_memory_at(name: str, call: int):
 
 
 def install(faults: dict[str, str]) -> None:
+    if "index_full" in faults:
+        import sqlite3
+
+        from index_faults import refuse_growth
+
+        sqlite3.connect = refuse_growth(sqlite3.connect)
     from glide_ui.models import ModelManager
 
     original_load = ModelManager._load

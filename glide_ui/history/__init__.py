@@ -19,9 +19,13 @@ __all__ = ["OUTPUTS_ENV", "Entry", "History", "HistoryError", "OutputsFolder", "
 
 def rebuild(outputs: str | None = None) -> SyncReport:
     """Rebuild the index of `outputs` (default: `default_outputs_dir()`) from its PNGs
-    (`python -m glide_ui.history --rebuild`; for a `glide-ui history --rebuild`)."""
+    (`python -m glide_ui.history --rebuild`; for a `glide-ui history --rebuild`), whatever
+    state the index file is in (missing, damaged: moved aside). Raises HistoryError when
+    no index file can be written there (a full disk), OSError when the folder cannot be
+    read."""
     history = History(outputs or default_outputs_dir())
     try:
+        history.require_file()
         return history.rebuild()
     finally:
         history.close()

@@ -8,10 +8,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from glide_ui.history import History, Query, default_outputs_dir, rebuild
+from glide_ui.history import History, HistoryError, Query, default_outputs_dir, rebuild
 from glide_ui.history.folder import TABS
 
 
@@ -38,29 +41,46 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     folder = args.outputs or default_outputs_dir()
     try:
-        if args.rebuild:
-            report = rebuild(folder)
-            print(f"{report.added} picture(s) indexed in {folder}; {report.skipped} PNG(s) "
-                  "without a recipe left out.")
-            return 0
-        history = History.open(folder)
-        try:
-            if args.sync:
-                report = history.sync()
-                print(f"{report.added} picture(s) indexed, {report.removed} dropped.")
-            else:
-                page = history.page(args.user, Query(args.search, args.tab), 1, args.limit)
-                for entry in page.entries:
-                    print(f"{entry.id}\t{entry.created_at():%Y-%m-%d %H:%M}\t{entry.tab}\t"
-                          f"{entry.seed}\t{entry.file}\t{entry.prompt}")
-                print(f"{len(page.entries)} of {page.total} picture(s).", file=sys.stderr)
-        finally:
-            history.close()
-    except (OSError, sqlite3.Error) as error:
+        with _warnings_said():
+            _run(args, folder)
+    except (OSError, sqlite3.Error, HistoryError) as error:
         print(f"glide-ui history: {folder}: {error}", file=sys.stderr)
         return 1
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _run(args: argparse.Namespace, folder: str) -> None:
+    if args.rebuild:
+        report = rebuild(folder)
+        print(f"{report.added} picture(s) indexed in {folder}; {report.skipped} PNG(s) "
+              "without a recipe left out.")
+        return
+    history = History.open(folder)
+    try:
+        if args.sync:
+            history.require_file()
+            report = history.sync()
+            print(f"{report.added} picture(s) indexed, {report.removed} dropped.")
+            return
+        page = history.page(args.user, Query(args.search, args.tab), 1, args.limit)
+        for entry in page.entries:
+            print(f"{entry.id}\t{entry.created_at():%Y-%m-%d %H:%M}\t{entry.tab}\t"
+                  f"{entry.seed}\t{entry.file}\t{entry.prompt}")
+        print(f"{len(page.entries)} of {page.total} picture(s).", file=sys.stderr)
+    finally:
+        history.close()
+
+
+@contextmanager
+def _warnings_said() -> Iterator[None]:
+    """What the history logs as a warning meanwhile (a damaged index moved aside, an index
+    kept in memory) is said on stderr, a line each."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("glide-ui history: %(message)s"))
+    logger = logging.getLogger("glide_ui.history")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)

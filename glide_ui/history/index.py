@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
+import os
 import sqlite3
 import threading
 import time
@@ -23,15 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from glide_ui.errors import GlideUIError, RequestError
+from glide_ui.history.faults import IndexDamaged, damaged, unwritable
 from glide_ui.history.folder import CREATION_TIME_KEY, OutputsFolder, StoredFile, tab_of
+from glide_ui.history.words import TOKENIZER, match_expression, searchable
 from glide_ui.images import open_image, read_recipe
 
 log = logging.getLogger("glide_ui.history")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: prompts searched by `words.searchable` (unspaced scripts by character)
 BUSY_TIMEOUT_S = 30.0  # another process writing: wait this long before giving up
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE images (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a stale id finds nothing
     file TEXT NOT NULL UNIQUE,   -- relative to the outputs folder, '/'-separated
@@ -39,6 +41,7 @@ CREATE TABLE images (
     tab TEXT NOT NULL,
     pipeline TEXT NOT NULL,
     prompt TEXT NOT NULL,
+    words TEXT NOT NULL,         -- the prompt as searched (words.searchable)
     seed INTEGER NOT NULL,
     settings TEXT NOT NULL,      -- JSON
     models TEXT NOT NULL,        -- JSON: model name -> checkpoint sha256
@@ -52,16 +55,16 @@ CREATE TABLE images (
 CREATE INDEX images_newest ON images(owner, created DESC, id DESC);
 CREATE INDEX images_tab_newest ON images(owner, tab, created DESC, id DESC);
 CREATE VIRTUAL TABLE prompts USING fts5(
-    prompt, content='images', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+    words, content='images', content_rowid='id', tokenize="{TOKENIZER}");
 CREATE TRIGGER images_insert AFTER INSERT ON images BEGIN
-    INSERT INTO prompts(rowid, prompt) VALUES (new.id, new.prompt);
+    INSERT INTO prompts(rowid, words) VALUES (new.id, new.words);
 END;
 CREATE TRIGGER images_delete AFTER DELETE ON images BEGIN
-    INSERT INTO prompts(prompts, rowid, prompt) VALUES ('delete', old.id, old.prompt);
+    INSERT INTO prompts(prompts, rowid, words) VALUES ('delete', old.id, old.words);
 END;
 CREATE TRIGGER images_update AFTER UPDATE ON images BEGIN
-    INSERT INTO prompts(prompts, rowid, prompt) VALUES ('delete', old.id, old.prompt);
-    INSERT INTO prompts(rowid, prompt) VALUES (new.id, new.prompt);
+    INSERT INTO prompts(prompts, rowid, words) VALUES ('delete', old.id, old.words);
+    INSERT INTO prompts(rowid, words) VALUES (new.id, new.words);
 END;
 """
 
@@ -140,8 +143,8 @@ def _created(stamp: Any, stored: StoredFile) -> float:
 
 @dataclass(frozen=True)
 class Query:
-    """What to list: `words` of the prompt (each a word prefix, all must match), one tab
-    ('' = all), and days from `since` to `until` (local dates, both included)."""
+    """What to list: `words` of the prompt (all must be found: see `words.match_expression`),
+    one tab ('' = all), and days from `since` to `until` (local dates, both included)."""
 
     words: str = ""
     tab: str = ""
@@ -163,31 +166,40 @@ class Page:
         return max(1, -(-self.total // self.size))
 
 
-def match_expression(words: str) -> str:
-    """An FTS5 query for `words`: every word must start a word of the prompt. Only
-    letters and digits are kept, so no input can be an FTS syntax error."""
-    return " ".join(f'"{word}"*' for word in re.findall(r"\w+", words.lower()))
-
-
 class HistoryIndex:
-    """The index database at `path` (created when missing; a damaged file is moved aside
-    and a new one made). Safe to share between threads; other processes may open the
-    same file."""
+    """The index database at `path` (created when missing), checked when opened: a damaged
+    file is moved aside (kept, never deleted: `moved`, with what was `found`) and a new one
+    made, for the caller to fill from the folder. Where no file can be written (a full
+    disk, a read-only one) the index is kept in memory (`in_memory` says why). Safe to
+    share between threads; other processes may open the same file.
+
+    Raises sqlite3.Error or OSError when neither works.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.found = ""  # what was wrong with the file at `path` ("" when it was sound)
+        self.moved: Path | None = None
+        self.in_memory = ""  # why the index is in memory ("" while it is a file)
+        self.generation = 0  # one more each time the database is replaced (renew, use_memory)
         self._lock = threading.RLock()
+        self._inode: int | None = None  # of the file opened: is it still the one at `path`?
         try:
-            self._db = self._connect()
-        except sqlite3.DatabaseError as error:  # not a database, or damaged
-            moved = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
-            log.warning("history index %s cannot be read (%s); moved to %s and rebuilt",
-                        self.path, error, moved)
-            for suffix in ("", "-wal", "-shm"):
-                source = Path(f"{self.path}{suffix}")
-                if source.exists():
-                    source.replace(Path(f"{moved}{suffix}"))
-            self._db = self._connect()
+            self._db = self._open()
+        except (OSError, sqlite3.Error) as error:
+            if not unwritable(error):
+                raise
+            self._db = self._memory(error)
+
+    def _open(self) -> sqlite3.Connection:
+        """The file's database; a damaged file is moved aside first and a new one made."""
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as error:
+            if not damaged(error):
+                raise  # e.g. locked by another process for longer than BUSY_TIMEOUT_S
+            self.found, self.moved = str(error), self._move_aside()
+        return self._connect()
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,30 +208,58 @@ class HistoryIndex:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash of the app loses nothing
-            self._migrate(db)
-        except sqlite3.DatabaseError:
+            _migrate(db)
+            _check(db)
+            self._inode = os.stat(self.path).st_ino
+        except BaseException:
             db.close()
             raise
         return db
 
-    def _migrate(self, db: sqlite3.Connection) -> None:
-        """Create the tables, or recreate them empty when made by another schema version
-        (the next `History.sync` fills them from the folder)."""
-        db.execute("BEGIN IMMEDIATE")  # checked inside: another process may be doing it too
+    def _memory(self, why: BaseException) -> sqlite3.Connection:
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        _migrate(db)
+        self.in_memory = str(why) or type(why).__name__
+        return db
+
+    def _move_aside(self) -> Path | None:
+        """Keep the file at `path` (and its -wal, -shm) as `path`.damaged-<time>; None when
+        it is gone or is not the one opened (another process has moved it already)."""
         try:
-            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                old = db.execute("SELECT type, name FROM sqlite_master WHERE type IN "
-                                 "('table', 'trigger')").fetchall()
-                for kind, name in old:
-                    if not name.startswith(("sqlite_", "prompts_")):
-                        db.execute(f'DROP {kind} IF EXISTS "{name}"')
-                for statement in _statements(_SCHEMA):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+            if self._inode is not None and os.stat(self.path).st_ino != self._inode:
+                return None
+        except FileNotFoundError:
+            return None
+        stamp, n = int(time.time()), 1
+        moved = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        while any(Path(f"{moved}{suffix}").exists() for suffix in _FILES):
+            n += 1
+            moved = self.path.with_name(f"{self.path.name}.damaged-{stamp}-{n}")
+        for suffix in _FILES:
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                source.replace(Path(f"{moved}{suffix}"))
+        return moved
+
+    def renew(self, entries: Iterable[Entry]) -> Path | None:
+        """Replace a file found damaged in use: move it aside, make a new one holding
+        `entries`; returns where the old one went (None: another process had moved it).
+        Raises sqlite3.Error or OSError when no new file can be made (`use_memory` then)."""
+        with self._lock:
+            self._db.close()
+            moved = self._move_aside()
+            self._db = self._connect()
+            self.generation += 1
+            self.replace_all(entries)
+        return moved
+
+    def use_memory(self, why: BaseException, entries: Iterable[Entry]) -> None:
+        """Hold `entries` in memory from now on (the file cannot be written: `why`)."""
+        with self._lock:
+            self._db.close()
+            self._db = self._memory(why)
+            self.generation += 1
+            self.replace_all(entries)
 
     def close(self) -> None:
         with self._lock:
@@ -227,14 +267,8 @@ class HistoryIndex:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, _transaction(self._db) as db:
+            yield db
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
@@ -295,6 +329,54 @@ class HistoryIndex:
 
 
 _SELECT = f"SELECT {', '.join(_COLUMNS)}, id FROM images"
+_FILES = ("", "-wal", "-shm")  # the database and the files SQLite keeps beside it in WAL mode
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.in_transaction:  # SQLite has not rolled it back itself (a full disk can)
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Create the tables, or recreate them empty when made by another schema version (the
+    next `History.sync` fills them from the folder)."""
+    with _transaction(db):  # checked inside: another process may be doing it too
+        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            old = db.execute("SELECT type, name FROM sqlite_master WHERE type IN "
+                             "('table', 'trigger')").fetchall()
+            last_id = _last_id(db) if ("table", "sqlite_sequence") in old else 0
+            for kind, name in old:
+                if not name.startswith(("sqlite_", "prompts_")):
+                    db.execute(f'DROP {kind} IF EXISTS "{name}"')
+            for statement in _statements(_SCHEMA):
+                db.execute(statement)
+            if last_id:  # ids go on from there: an id from before finds nothing
+                db.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('images', ?)",
+                           (last_id,))
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _last_id(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'images'").fetchone()
+    return row[0] if row else 0
+
+
+def _check(db: sqlite3.Connection) -> None:
+    """Raise IndexDamaged unless every page of the file reads back sound and the full-text
+    index agrees with the rows (a few ms for thousands of pictures)."""
+    problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        first = next(line for line in "\n".join(problems).splitlines()
+                     if not line.startswith("***"))  # not "*** in database main ***"
+        raise IndexDamaged(f"database disk image is malformed: {first}")
+    db.execute("INSERT INTO prompts(prompts) VALUES ('integrity-check')")
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -307,9 +389,10 @@ def _statements(script: str) -> Iterator[str]:
             statement = ""
 
 
-_UPSERT = (f"INSERT INTO images ({', '.join(_COLUMNS)}) "
-           f"VALUES ({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT(file) DO UPDATE SET "
-           + ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS if name != "file"))
+_STORED = [*_COLUMNS, "words"]
+_UPSERT = (f"INSERT INTO images ({', '.join(_STORED)}) "
+           f"VALUES ({', '.join('?' for _ in _STORED)}) ON CONFLICT(file) DO UPDATE SET "
+           + ", ".join(f"{name} = excluded.{name}" for name in _STORED if name != "file"))
 
 
 def _insert(db: sqlite3.Connection, entries: Iterable[Entry]) -> list[Entry]:
@@ -325,7 +408,8 @@ def _row(entry: Entry) -> tuple:
     values = dict(zip(_COLUMNS, astuple(entry)[:len(_COLUMNS)], strict=True))
     for name in _JSON_COLUMNS:
         values[name] = json.dumps(getattr(entry, name), sort_keys=True)
-    return tuple(values[name] for name in _COLUMNS)
+    values["words"] = searchable(entry.prompt)
+    return tuple(values[name] for name in _STORED)
 
 
 def _entry(row: Sequence[Any]) -> Entry:

@@ -63,6 +63,21 @@ def user_messages(handler: Callable) -> Callable:
     return guarded
 
 
+def with_news(handler: Callable) -> Callable:
+    """A HistoryView handler under `user_messages` that also says, once, what the history
+    has to tell (an index found damaged and made anew) as a warning on the page."""
+
+    @functools.wraps(handler)
+    def telling(view: HistoryView, *args, **kwargs):
+        try:
+            return handler(view, *args, **kwargs)
+        finally:
+            for line in view.history.take_news() if view.history else ():
+                gr.Warning(line)
+
+    return user_messages(telling)
+
+
 def parse_day(text: str | float | None, label: str) -> date | None:
     """A date from the page's date field or the API ("2025-01-31", also with a time)."""
     if text is None or not str(text).strip():
@@ -155,6 +170,8 @@ class HistoryView:
     def __init__(self, backend: Backend) -> None:
         self.history = backend.history
         self.notice = backend.saving.notice if backend.saving else "Saving is off."
+        if self.history is not None and self.history.notice:
+            self.notice += f"\n\n⚠️ {self.history.notice}"
         self.files = PageFiles(self.history) if self.history else None
 
     def _history(self) -> History:
@@ -164,7 +181,7 @@ class HistoryView:
 
     # --- the page --------------------------------------------------------------------------
 
-    @user_messages
+    @with_news
     def list_page(self, words: str, tab: str, since: str, until: str, number: int,
                   request: gr.Request = None):
         """(gallery items, pager line, the page's picture ids, page number)."""
@@ -191,7 +208,7 @@ class HistoryView:
 
         return turned
 
-    @user_messages
+    @with_news
     def rescan(self, words: str, tab: str, since: str, until: str, number: int,
                request: gr.Request = None):
         report = self._history().sync()
@@ -205,7 +222,7 @@ class HistoryView:
             raise gr.Error("That picture is no longer listed; search again.")
         return ids[event.index]
 
-    @user_messages
+    @with_news
     def open_picture(self, image_id: int, request: gr.Request = None):
         """(picture, description, parameters, recipe JSON, download) of one of the user's
         pictures: the PNG as saved, recipe included (the "/history_open" endpoint)."""
@@ -223,7 +240,7 @@ class HistoryView:
             raise HistoryError("Pick a picture first.")
         return self.files.full(self._history().get(user_of(request), int(image_id)))
 
-    @user_messages
+    @with_news
     def delete_picture(self, image_id: int, words: str, tab: str, since: str, until: str,
                        number: int, request: gr.Request = None):
         """Delete the picked picture; the list again, the detail emptied."""
@@ -242,7 +259,7 @@ class HistoryView:
 
     # --- the HTTP API ------------------------------------------------------------------------
 
-    @user_messages
+    @with_news
     def api_list(self, query: str = "", tab: str = "", since: str = "", until: str = "",
                  page: int = 1, page_size: int = PAGE_SIZE,
                  request: gr.Request = None) -> dict:
@@ -258,7 +275,7 @@ class HistoryView:
         return {"page": result.number, "pages": result.pages, "total": result.total,
                 "items": [entry.to_dict() for entry in result.entries]}
 
-    @user_messages
+    @with_news
     def api_delete(self, image_id: int, request: gr.Request = None) -> dict:
         """Delete one of the user's saved pictures (file and index row)."""
         entry = self._delete(image_id, request)

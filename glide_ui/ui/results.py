@@ -24,7 +24,8 @@ log = logging.getLogger("glide_ui.ui")
 @dataclass(frozen=True)
 class Saved:
     """The files the page shows for a result, and why its pictures are not (all) kept in
-    the outputs folder ("" when they are, or when saving is off)."""
+    the outputs folder, or what befell the history meanwhile (a damaged index made anew;
+    "" when nothing, or when saving is off)."""
 
     paths: list[Path]
     problem: str = ""
@@ -48,25 +49,26 @@ class ResultStore:
 
     def save(self, result: Result, user: str | None = None) -> Saved:
         """Save `result`'s pictures for `user` (None: no login): the outputs folder first
-        (a failure there is reported in `Saved.problem`, not raised), then the page's
-        copies, the same bytes."""
+        (a failure there, and news of the history's index, is reported in
+        `Saved.problem`, not raised), then the page's copies, the same bytes."""
         created = datetime.now().astimezone()
         pngs = [(result_png(image, recipe, created), recipe)
                 for image, recipe in zip(result.images, result.recipes, strict=True)]
-        problem = ""
+        problems = []
         if self.history is not None:
             try:
                 self.history.save(pngs, user, created)
             except HistoryError as error:
-                problem = str(error)
-                log.warning("saving a result: %s", problem)
+                problems.append(str(error))
+                log.warning("saving a result: %s", error)
+            problems += self.history.take_news()
         folder = self._new_folder()
         paths = []
         for index, (data, recipe) in enumerate(pngs):
             path = folder / f"{recipe.file_stem()}-{index}.png"
             path.write_bytes(data)
             paths.append(path)
-        return Saved(paths, problem)
+        return Saved(paths, " ".join(problems))
 
     def save_filmstrips(self, film: Filmstrips) -> list[tuple[str, str]]:
         """The page's copies of `film` (animated WebP, contact-sheet PNG) as gallery items

@@ -11,7 +11,8 @@ import argparse
 import sqlite3
 import sys
 
-from glide_ui.history import History, Query, default_outputs_dir, rebuild
+from glide_ui.files import FolderError
+from glide_ui.history import History, Query, default_outputs_dir, rebuild, writable_outputs
 from glide_ui.history.folder import TABS
 
 
@@ -36,7 +37,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    folder = args.outputs or default_outputs_dir()
+    try:
+        folder = writable_outputs(args.outputs)  # each action writes the index
+    except FolderError as error:
+        print(f"glide-ui history: {error}", file=sys.stderr)
+        return 2
     try:
         if args.rebuild:
             report = rebuild(folder)

@@ -27,7 +27,8 @@ from PIL import Image, PngImagePlugin
 from tqdm.auto import tqdm
 
 from glide_ui.errors import RequestError
-from glide_ui.images import ImageSource, load_image, png_text, read_recipe, save_png
+from glide_ui.files import cannot_write, writable_folder, write_new
+from glide_ui.images import ImageSource, load_image, png_bytes, png_text, read_recipe
 from glide_ui.models import ModelManager
 from glide_ui.pipelines import (
     ClipGuidedRequest,
@@ -96,20 +97,20 @@ class GlideOutput:
 
     def save(self, folder: str | Path = ".") -> list[Path]:
         """Write each image as a PNG with its recipe into `folder` (made if needed), named
-        after the recipe ("glide-text2im-a-corgi-42.png"), never over an existing file.
-        Returns the paths, in the order of `images`."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        return [save_png(image, _free_path(folder, recipe.file_stem()), recipe)
-                for image, recipe in zip(self.images, self.recipes, strict=True)]
+        after the recipe ("glide-text2im-a-corgi-42.png"), never over an existing file,
+        even one another thread or process writes at the same moment (then "-2", "-3"...).
+        Returns the paths, in the order of `images`.
 
-
-def _free_path(folder: Path, stem: str) -> Path:
-    path, number = folder / f"{stem}.png", 1
-    while path.exists():
-        number += 1
-        path = folder / f"{stem}-{number}.png"
-    return path
+        Raises FolderError (a GlideUIError and an OSError) saying why when `folder` cannot
+        be made or written into, or the disk fills up; the images stay here, to be saved
+        elsewhere. To check a folder before a long run: `glide_ui.files.writable_folder`.
+        """
+        folder = writable_folder(folder)
+        try:
+            return [write_new(folder, recipe.file_stem(), ".png", png_bytes(image, recipe))
+                    for image, recipe in zip(self.images, self.recipes, strict=True)]
+        except OSError as error:
+            raise cannot_write(folder, error) from None
 
 
 def with_recipe(image: Image.Image, recipe: Recipe) -> Image.Image:

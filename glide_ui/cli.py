@@ -370,7 +370,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # --help, --version, or a bad argument (already said)
         return done.code if isinstance(done.code, int) else EXIT_USAGE
     from glide_ui.errors import GlideUIError
+    from glide_ui.files import FolderError, writable_folder
 
+    try:
+        if getattr(args, "out", None) is not None:  # a job: its folder before the work
+            writable_folder(args.out, "--out")
+    except FolderError as error:
+        return _fail(str(error), EXIT_USAGE)
     try:
         return args.handler(args)
     except GlideUIError as error:

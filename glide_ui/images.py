@@ -31,6 +31,7 @@ from PIL import (
 )
 
 from glide_ui.errors import RequestError
+from glide_ui.files import write_replacing
 from glide_ui.recipe import Recipe
 
 MAX_PIXELS = 50_000_000
@@ -600,10 +601,9 @@ def png_text(recipe: Recipe) -> dict[str, str]:
 
 
 def save_png(image: Image.Image, path: str | Path, recipe: Recipe | None = None) -> Path:
-    """Write `image` (with `recipe`, see `png_bytes`) as a PNG file at `path`."""
-    path = Path(path)
-    path.write_bytes(png_bytes(image, recipe))
-    return path
+    """Write `image` (with `recipe`, see `png_bytes`) as a PNG file at `path`, replacing
+    a file there in one step (never half written). Raises OSError."""
+    return write_replacing(path, png_bytes(image, recipe))
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,12 +38,27 @@ class Recipe:
     def file_stem(self) -> str:
         """A file name (without extension) that says what the image is:
         "glide-text2im-an-oil-painting-of-a-corgi-42"."""
-        return f"glide-{self.pipeline}-{_slug(self.prompt)}-{self.seed}"
+        return f"glide-{self.pipeline}-{slug(self.prompt)}-{self.seed}"
 
 
-def _slug(text: str, limit: int = 40) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:limit].rstrip("-") or "untitled"
+SLUG_CHARACTERS, SLUG_BYTES = 40, 120
+
+
+def slug(text: str) -> str:
+    """`text` as a short, safe part of a file name: its words (letters, marks and digits
+    of any script, NFKC-normalised and lower-case) joined by '-', at most SLUG_CHARACTERS
+    characters and SLUG_BYTES bytes of UTF-8; "untitled" when none is left.
+
+    "An oil painting of a corgi!" -> "an-oil-painting-of-a-corgi", "一只可爱的猫" ->
+    "一只可爱的猫". Never a path separator, a character Windows reserves, a control or a
+    leading dot: the name is valid on Linux, macOS and Windows.
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    kept = "".join(c if unicodedata.category(c)[0] in "LMN" else " " for c in text)
+    words = "-".join(kept.split())[:SLUG_CHARACTERS]
+    while len(words.encode("utf-8")) > SLUG_BYTES:
+        words = words[:-1]
+    return words.rstrip("-") or "untitled"
 
 
 def _title(key: str) -> str:

@@ -44,12 +44,33 @@ def warn_if_public(share: bool, auth: list | None) -> None:
               "can use your machine. Add --auth user:password.", file=sys.stderr, flush=True)
 
 
+def checked_saving(args: argparse.Namespace, auth: list | None):
+    """The saving policy of the flags, its outputs folder made and checked writable when
+    saving is on; a folder that is not is refused in one line, exit status 2 (a bad flag),
+    before the slow imports and any model."""
+    from glide_ui.files import FolderError
+    from glide_ui.history import saving_policy, writable_outputs
+
+    saving = saving_policy(args.outputs, args.save, args.share, bool(auth))
+    if saving.enabled:
+        try:
+            writable_outputs(args.outputs)
+        except FolderError as error:
+            print(f"glide-ui: {error} Choose another folder with --outputs, or run with "
+                  "--no-save.", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+    return saving
+
+
 def build(args: argparse.Namespace):
     """The Blocks app and the keyword arguments for its `launch()`."""
+    auth = read_auth(args.auth)
+    saving = checked_saving(args, auth)
+
     import gradio as gr
 
     from glide_ui.errors import GlideUIError
-    from glide_ui.history import History, saving_policy
+    from glide_ui.history import History
     from glide_ui.models import ModelManager
     from glide_ui.ui import Backend, build_demo
     from glide_ui.ui.backend import ASSETS_DIR
@@ -60,9 +81,7 @@ def build(args: argparse.Namespace):
                                max_memory=args.max_memory, checkpoints_dir=args.checkpoints)
     except (GlideUIError, ValueError, RuntimeError) as error:
         raise SystemExit(f"glide-ui: {error}") from None
-    auth = read_auth(args.auth)
     warn_if_public(args.share, auth)
-    saving = saving_policy(args.outputs, args.save, args.share, bool(auth))
     try:
         history = History.open(saving.folder) if saving.enabled else None
     except (OSError, sqlite3.Error) as error:

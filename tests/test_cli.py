@@ -14,6 +14,8 @@ import io
 import json
 import subprocess
 import sys
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,15 +23,32 @@ import torch
 from app_server import ASSETS, ROOT
 from file_server import serving
 from PIL import Image
+from writers import (
+    RECIPE,
+    TRIALS,
+    WRITERS,
+    at_once,
+    file_in_the_way,
+    losses,
+    picture,
+    unwritable_folder,
+)
 
-from glide_ui import Glide, read_recipe
+from glide_ui import Glide, cli, read_recipe
 from glide_ui import checkpoints as ckpt
+from glide_ui.api import GlideOutput, with_recipe
 from glide_ui.cli import build_parser, main, parse_serve_args
 
 TINY = ["--models", "tiny"]
 FAST = [*TINY, "--steps", "2", "--no-upsample"]
 PHOTO = ASSETS / "chelsea.png"
 PHOTO_MASK = ASSETS / "masks" / "chelsea-eyes.png"
+
+
+@pytest.fixture(autouse=True)
+def _in_a_temporary_folder(tmp_path, monkeypatch):
+    """Runs without --out write into ./outputs: a temporary folder's."""
+    monkeypatch.chdir(tmp_path)
 
 
 def run_cli(capsys, *argv: object) -> tuple[int, str, str]:
@@ -163,13 +182,94 @@ def test_an_unexpected_error_is_one_line_unless_traceback_is_asked(capsys, monke
     assert code == 130 and err == "glide-ui: error: stopped.\n"
 
 
-def test_a_real_process_exits_with_one_line():
+def test_a_real_process_exits_with_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "glide_ui", "generate", "x", *TINY,
-                             "--guidance-scale", "-1"], cwd=ROOT, capture_output=True,
+                             "--guidance-scale", "-1", "--out", str(tmp_path)], cwd=ROOT,
+                            capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [
         "glide-ui: error: Guidance scale must be between 0 and 20, got -1.0."]
+
+
+def test_a_prompt_in_any_script_names_its_file(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "generate", "一只可爱的猫", *FAST, "--seed", "1", "--quiet",
+                           "--out", tmp_path)
+    assert code == 0 and paths_in(out) == [str(tmp_path / "glide-text2im-一只可爱的猫-1.png")]
+
+
+LONG = [*TINY, "--steps", "1000"]  # minutes of work, were it started
+JOBS = [["generate", "x", *LONG], ["clip", "x", *LONG], ["inpaint", PHOTO, PHOTO_MASK, "x", *LONG],
+        ["outpaint", PHOTO, "x", "--right", "64", *LONG],
+        ["sketch", PHOTO, PHOTO_MASK, "x", *LONG], ["variations", PHOTO, "x", *LONG],
+        ["rerun", PHOTO, *TINY]]
+BAD_OUT = {  # the folder, and the reason given
+    "under a file": (lambda tmp: file_in_the_way(tmp) / "sub",
+                     lambda tmp: f"{tmp / 'a-file'} is a file, not a folder"),
+    "a file": (file_in_the_way, lambda tmp: f"{tmp / 'a-file'} is a file, not a folder"),
+    "not writable": (unwritable_folder, lambda tmp: "Permission denied"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_OUT)
+def test_a_bad_out_is_refused_before_any_model(capsys, monkeypatch, tmp_path, case):
+    monkeypatch.setattr(cli, "_glide", lambda *args, **kwargs: pytest.fail("a model was made"))
+    folder_of, reason = BAD_OUT[case]
+    folder = folder_of(tmp_path)
+    for job in JOBS:
+        code, out, err = run_cli(capsys, *job, "--out", folder)
+        assert (code, out) == (2, ""), job
+        assert err == f"glide-ui: error: Cannot save into --out {folder}: " \
+                      f"{reason(tmp_path)}.\n", job
+
+
+def test_a_real_process_refuses_a_bad_out_at_once(tmp_path):
+    """Before torch is even imported: no model could have loaded."""
+    folder = file_in_the_way(tmp_path) / "sub"
+    code = ("import sys, time; from glide_ui.cli import main; start = time.monotonic(); "
+            "status = main(sys.argv[1:]); print(time.monotonic() - start, "
+            "'torch' in sys.modules); sys.exit(status)")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", code, "generate", "a corgi", *TINY,
+                             "--steps", "1000", "--out", str(folder)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    wall = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"glide-ui: error: Cannot save into --out {folder}: " \
+                            f"{tmp_path / 'a-file'} is a file, not a folder.\n"
+    seconds, torch_imported = result.stdout.split()
+    assert torch_imported == "False" and float(seconds) < 1.0, (seconds, wall)
+
+
+def test_cli_runs_finishing_at_the_same_moment_keep_every_picture(capsys, monkeypatch,
+                                                                    tmp_path):
+    """`glide-ui generate` runs (threads) whose pictures are ready at once, all of one name
+    (the picture is told apart by --guidance-scale): each is written, none over another."""
+    now = SimpleNamespace(trial=0, folder=None, barrier=None)
+
+    def made(prompt, rank, guidance_scale, **settings):
+        output = GlideOutput([with_recipe(picture(int(guidance_scale), now.trial), RECIPE)],
+                             [RECIPE])
+        now.barrier.wait()
+        return output
+
+    monkeypatch.setattr(cli, "_glide", lambda args, **place: SimpleNamespace(text2im=made))
+
+    def run(writer, barrier):
+        now.barrier = barrier
+        return main(["generate", "a corgi", "--guidance-scale", str(writer),
+                     "--out", str(now.folder), "--quiet"])
+
+    failed = []
+    for trial in range(TRIALS):
+        now.trial, now.folder = trial, tmp_path / f"trial-{trial}"
+        folder = now.folder
+        assert at_once(WRITERS, run) == [0] * WRITERS
+        printed = capsys.readouterr().out.split()
+        problems = losses(folder, [picture(writer, trial) for writer in range(WRITERS)])
+        if problems or sorted(printed) != sorted(map(str, folder.glob("*.png"))):
+            failed.append(f"trial {trial}: {', '.join(problems)} printed {printed}")
+    assert not failed, f"{len(failed)} of {TRIALS} trials lost pictures: {failed[:3]}"
 
 
 def test_info_shows_the_recipe_as_text_or_json(capsys, generated):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from app_server import ROOT
 from PIL import Image
+from writers import file_in_the_way, unwritable_folder
 
 from glide_ui.history import (
     History,
@@ -94,10 +95,10 @@ def test_each_tab_names_its_files_and_a_name_is_never_reused(history):
         save(history, prompt="Ünïcode & punctuation!", seed=7, pipeline=pipeline)
     save(history, prompt="Ünïcode & punctuation!", seed=7)  # same second, same everything
     assert [Path(name).name for name in pngs(history.root)] == [
-        "150926-clip_guided-n-code-punctuation-7.png",
-        "150926-generate-n-code-punctuation-7-2.png",
-        "150926-generate-n-code-punctuation-7.png",
-        "150926-inpaint-n-code-punctuation-7.png"]
+        "150926-clip_guided-ünïcode-punctuation-7.png",
+        "150926-generate-ünïcode-punctuation-7-2.png",
+        "150926-generate-ünïcode-punctuation-7.png",
+        "150926-inpaint-ünïcode-punctuation-7.png"]
     assert sorted(e.tab for e in history.index.entries()) == \
         ["clip_guided", "generate", "generate", "inpaint"]
 
@@ -450,6 +451,59 @@ def test_an_outputs_folder_that_cannot_be_made_is_said_too(tmp_path):
     saved = ResultStore(tmp_path / "page", history=history).save(_result(), None)
     assert "Could not save to the outputs folder" in saved.problem
     assert all(path.is_file() for path in saved.paths)
+
+
+APP_AT_START = """
+import runpy, sys
+sys.argv = ["app.py", *sys.argv[1:]]
+try:
+    runpy.run_path("app.py", run_name="__main__")
+finally:
+    print("torch" in sys.modules, "gradio" in sys.modules)
+"""
+BAD_OUTPUTS = {  # the folder, and the reason given
+    "under a file": (lambda tmp: file_in_the_way(tmp) / "sub",
+                     lambda tmp: f"{tmp / 'a-file'} is a file, not a folder"),
+    "not writable": (unwritable_folder, lambda tmp: "Permission denied"),
+}
+
+
+@pytest.mark.parametrize("given", ["--outputs", "$GLIDE_OUTPUTS"])
+@pytest.mark.parametrize("case", BAD_OUTPUTS)
+def test_an_app_that_cannot_write_its_outputs_folder_refuses_to_start(tmp_path, given, case):
+    """One line, exit status 2, before the page's and the models' imports (torch)."""
+    folder_of, reason = BAD_OUTPUTS[case]
+    folder = folder_of(tmp_path)
+    flags = ["--outputs", str(folder)] if given == "--outputs" else []
+    env = {**os.environ, OUTPUTS_ENV: str(folder) if given != "--outputs" else ""}
+    started = time.monotonic()
+    finished = subprocess.run([sys.executable, "-c", APP_AT_START, "--models", "tiny", *flags],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    wall = time.monotonic() - started
+    assert finished.returncode == 2, finished.stderr
+    assert finished.stderr == f"glide-ui: Cannot save into {given} {folder}: " \
+                              f"{reason(tmp_path)}. Choose another folder with --outputs, or " \
+                              "run with --no-save.\n"
+    assert finished.stdout.split() == ["False", "False"], wall  # neither torch nor gradio
+
+
+@pytest.mark.parametrize("flags", [["--no-save"], ["--share"]])
+def test_an_app_that_saves_nothing_needs_no_writable_folder(tmp_path, flags):
+    from glide_ui.cli import parse_serve_args
+    from glide_ui.server import checked_saving
+
+    folder = file_in_the_way(tmp_path) / "sub"
+    saving = checked_saving(parse_serve_args(["--outputs", str(folder), *flags]), None)
+    assert not saving.enabled and saving.folder == folder
+
+
+def test_the_history_command_refuses_a_folder_it_cannot_write(tmp_path, capsys):
+    from glide_ui.cli import main
+
+    folder = file_in_the_way(tmp_path) / "sub"
+    assert main(["history", "--sync", "--outputs", str(folder)]) == 2
+    assert capsys.readouterr().err == f"glide-ui history: Cannot save into --outputs " \
+                                      f"{folder}: {tmp_path / 'a-file'} is a file, not a folder.\n"
 
 
 @pytest.mark.parametrize("flags, says", [(["--share"], "shared with `--share` and no `--auth`"),

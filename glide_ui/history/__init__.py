@@ -7,14 +7,20 @@ Below the UI, beside the pipelines: usable from the app, a CLI and Python.
     history.page(None, Query(words="corgi")).entries    # newest first
 """
 
-from glide_ui.history.folder import OUTPUTS_ENV, OutputsFolder, default_outputs_dir, result_png
+from glide_ui.history.folder import (
+    OUTPUTS_ENV,
+    OutputsFolder,
+    default_outputs_dir,
+    result_png,
+    writable_outputs,
+)
 from glide_ui.history.index import Entry, HistoryError, Page, Query
 from glide_ui.history.policy import SavingPolicy, saving_policy
 from glide_ui.history.store import History, SyncReport
 
 __all__ = ["OUTPUTS_ENV", "Entry", "History", "HistoryError", "OutputsFolder", "Page", "Query",
            "SavingPolicy", "SyncReport", "default_outputs_dir", "rebuild", "result_png",
-           "saving_policy"]
+           "saving_policy", "writable_outputs"]
 
 
 def rebuild(outputs: str | None = None) -> SyncReport:

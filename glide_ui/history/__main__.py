@@ -14,7 +14,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from glide_ui.history import History, HistoryError, Query, default_outputs_dir, rebuild
+from glide_ui.files import FolderError
+from glide_ui.history import (
+    History,
+    HistoryError,
+    Query,
+    default_outputs_dir,
+    rebuild,
+    writable_outputs,
+)
 from glide_ui.history.folder import TABS
 
 
@@ -39,7 +47,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    folder = args.outputs or default_outputs_dir()
+    try:
+        folder = writable_outputs(args.outputs)  # each action writes the index
+    except FolderError as error:
+        print(f"glide-ui history: {error}", file=sys.stderr)
+        return 2
     try:
         with _warnings_said():
             _run(args, folder)

@@ -14,9 +14,7 @@ time in text chunks, so the folder alone says everything the index holds.
 from __future__ import annotations
 
 import os
-import re
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,8 +23,8 @@ from urllib.parse import quote, unquote
 
 from PIL import Image
 
-from glide_ui.images import png_bytes
-from glide_ui.recipe import Recipe
+from glide_ui.files import writable_folder, write_new
+from glide_ui.recipe import Recipe, slug
 
 OUTPUTS_ENV = "GLIDE_OUTPUTS"
 """Environment variable naming the outputs folder when `--outputs` is not given."""
@@ -51,19 +49,27 @@ def default_outputs_dir() -> Path:
     return user_data_path("glide-ui", appauthor=False) / "outputs"
 
 
+def outputs_dir(outputs: str | Path | None = None) -> Path:
+    """The outputs folder: `outputs` (--outputs) if given, else `default_outputs_dir()`."""
+    return Path(outputs).expanduser() if outputs else default_outputs_dir()
+
+
+def writable_outputs(outputs: str | Path | None = None) -> Path:
+    """`outputs_dir(outputs)`, made if missing and checked writable before any work (see
+    `files.writable_folder`). Raises FolderError naming where the folder was given."""
+    given = "--outputs" if outputs else f"${OUTPUTS_ENV}" if os.environ.get(OUTPUTS_ENV) else ""
+    return writable_folder(outputs_dir(outputs), given)
+
+
 def tab_of(pipeline: str) -> str:
     return TABS.get(pipeline, pipeline)
-
-
-def slug(text: str, limit: int = 40) -> str:
-    """`text` as a short file-name part: lower-case ASCII letters and digits joined by '-'."""
-    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return words[:limit].rstrip("-") or "untitled"
 
 
 def result_png(image: Image.Image, recipe: Recipe, created: datetime) -> bytes:
     """The PNG of a result: its recipe (see `images.png_bytes`) and its creation time
     (ISO 8601 with the UTC offset) in text chunks."""
+    from glide_ui.images import png_bytes  # torch: not needed to check a folder at start
+
     return png_bytes(image, recipe, text={CREATION_TIME_KEY: created.isoformat()})
 
 
@@ -95,24 +101,15 @@ class OutputsFolder:
     def write(self, data: bytes, recipe: Recipe, user: str, created: datetime) -> Path:
         """Write one PNG (bytes from `result_png`) into the user's folder of the day.
 
-        Atomic: the bytes go to a hidden temporary file, are flushed to disk, then linked
-        under the final name, so a crash or a full disk leaves either the whole PNG or none
-        (a leftover temporary file is not a PNG and is never indexed). An existing file is
+        Atomic (see `files.write_new`): the whole PNG or none, even after a crash (a
+        leftover temporary file is not a PNG and is never indexed). An existing file is
         never replaced: a second image of the same name gets "-2", "-3"... Raises OSError.
         """
         folder = self.root / (f"{USERS_DIR}/{user_folder(user)}/" if user else "") / \
             created.strftime(DAY_FORMAT)
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"{created:%H%M%S}-{tab_of(recipe.pipeline)}-{slug(recipe.prompt)}-{recipe.seed}"
-        temporary = folder / f".{stem}.{uuid.uuid4().hex}.tmp"
-        try:
-            with open(temporary, "xb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            return _link_unique(temporary, folder, stem)
-        finally:
-            temporary.unlink(missing_ok=True)
+        return write_new(folder, stem, ".png", data)
 
     def stored(self, path: Path) -> StoredFile:
         """What the folder knows of the PNG at `path` (inside it). Raises OSError."""
@@ -150,29 +147,3 @@ def owner(file: str) -> str:
     """The user a PNG belongs to, from its place in the folder ('' = no login)."""
     parts = file.split("/")
     return unquote(parts[1]) if len(parts) == 4 and parts[0] == USERS_DIR else ""
-
-
-def _link_unique(source: Path, folder: Path, stem: str) -> Path:
-    """Give `source` the first free name stem.png, stem-2.png, ... in `folder`: two
-    writers never take the same name, and no file is ever replaced."""
-    for number in range(1, 10_000):
-        target = folder / (f"{stem}.png" if number == 1 else f"{stem}-{number}.png")
-        try:
-            _claim(source, target)
-            return target
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free name for {stem}.png in {folder}")
-
-
-def _claim(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)  # fails if `target` exists
-    except FileExistsError:
-        raise
-    except OSError:
-        # A file system without hard links: claim the name, then rename the whole file
-        # over it (a crash in between leaves an empty file, which is never indexed).
-        with open(target, "xb"):
-            pass
-        os.replace(source, target)

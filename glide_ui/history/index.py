@@ -26,7 +26,6 @@ from glide_ui.errors import GlideUIError, RequestError
 from glide_ui.history.faults import IndexDamaged, damaged, unwritable
 from glide_ui.history.folder import CREATION_TIME_KEY, OutputsFolder, StoredFile, tab_of
 from glide_ui.history.words import TOKENIZER, match_expression, searchable
-from glide_ui.images import open_image, read_recipe
 
 log = logging.getLogger("glide_ui.history")
 
@@ -114,6 +113,8 @@ _JSON_COLUMNS = ("settings", "models")
 def read_entry(folder: OutputsFolder, stored: StoredFile) -> Entry | None:
     """The index row of a PNG in `folder`, from its header alone; None when it is not a
     PNG made here (no readable recipe)."""
+    from glide_ui.images import open_image, read_recipe  # torch: not needed at start
+
     try:
         with open_image(folder.path(stored.file), decode=False) as image:
             recipe = read_recipe(image)

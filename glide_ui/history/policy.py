@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from glide_ui.history.folder import default_outputs_dir
+from glide_ui.history.folder import outputs_dir
 
 SPACE_ENV = "SPACE_ID"  # set on every Hugging Face Space
 
@@ -30,7 +30,7 @@ def saving_policy(outputs: str | Path | None = None, save: bool | None = None,
     (`share` without `auth`) and any Hugging Face Space (SPACE_ID set) save nothing
     unless `save=True` (--save) says so explicitly. With `auth` every user has a history
     of their own."""
-    folder = Path(outputs).expanduser() if outputs else default_outputs_dir()
+    folder = outputs_dir(outputs)
     on_space = bool(environ.get(SPACE_ENV))
     if save is False:
         return SavingPolicy(False, folder, "Saving is off (`--no-save`): nothing is kept "

@@ -9,7 +9,6 @@ The outputs folder is not served: the page gets copies in Gradio's temp dir.
 from __future__ import annotations
 
 import functools
-import os
 import secrets
 import shutil
 from collections.abc import Callable
@@ -22,7 +21,9 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from glide_ui.errors import GlideUIError
+from glide_ui.files import write_replacing
 from glide_ui.history import Entry, History, HistoryError, Page, Query
+from glide_ui.images import png_bytes
 from glide_ui.recipe import Recipe
 from glide_ui.ui.backend import Backend, user_of
 
@@ -132,16 +133,16 @@ class PageFiles:
     def full(self, entry: Entry) -> str:
         """The picture as saved (its recipe included). Raises OSError if it is gone."""
         return self._made(entry, Path(entry.file).name,
-                          lambda target: shutil.copyfile(self.history.path(entry), target))
+                          lambda: self.history.path(entry).read_bytes())
 
     def thumbnail(self, entry: Entry) -> str:
         if max(entry.width, entry.height) <= THUMB_SIZE:
             return self.full(entry)
 
-        def shrink(target: Path) -> None:
+        def shrink() -> bytes:
             with Image.open(self.history.path(entry)) as image:
                 image.thumbnail((THUMB_SIZE, THUMB_SIZE))
-                image.save(target, format="PNG")
+                return png_bytes(image)
 
         return self._made(entry, "thumbnail.png", shrink)
 
@@ -151,16 +152,11 @@ class PageFiles:
     def _folder(self, entry: Entry) -> Path:
         return self.root / f"{entry.id}-{entry.mtime_ns}"  # a changed file gets new copies
 
-    def _made(self, entry: Entry, name: str, make: Callable[[Path], None]) -> str:
+    def _made(self, entry: Entry, name: str, data: Callable[[], bytes]) -> str:
         target = self._folder(entry) / name
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{secrets.token_hex(4)}.part")
-            try:
-                make(partial)
-                os.replace(partial, target)
-            finally:
-                partial.unlink(missing_ok=True)
+            write_replacing(target, data())
         return str(target)
 
 

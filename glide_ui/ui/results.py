@@ -14,8 +14,9 @@ from pathlib import Path
 from gradio.utils import get_upload_folder
 from PIL import Image
 
+from glide_ui.files import write_new
 from glide_ui.history import History, HistoryError, result_png
-from glide_ui.images import make_grid
+from glide_ui.images import make_grid, png_bytes
 from glide_ui.pipelines.events import Filmstrips, Result
 
 log = logging.getLogger("glide_ui.ui")
@@ -63,11 +64,8 @@ class ResultStore:
                 log.warning("saving a result: %s", error)
             problems += self.history.take_news()
         folder = self._new_folder()
-        paths = []
-        for index, (data, recipe) in enumerate(pngs):
-            path = folder / f"{recipe.file_stem()}-{index}.png"
-            path.write_bytes(data)
-            paths.append(path)
+        paths = [write_new(folder, f"{recipe.file_stem()}-{index}", ".png", data)
+                 for index, (data, recipe) in enumerate(pngs)]
         return Saved(paths, " ".join(problems))
 
     def save_filmstrips(self, film: Filmstrips) -> list[tuple[str, str]]:
@@ -77,10 +75,9 @@ class ResultStore:
         items = []
         for index, (data, sheet, seed) in enumerate(zip(film.animations, film.sheets,
                                                          film.seeds, strict=True)):
-            animation = folder / f"glide-filmstrip-{seed}-{index}.webp"
-            animation.write_bytes(data)
-            contact = folder / f"glide-contact-sheet-{seed}-{index}.png"
-            sheet.save(contact)
+            animation = write_new(folder, f"glide-filmstrip-{seed}-{index}", ".webp", data)
+            contact = write_new(folder, f"glide-contact-sheet-{seed}-{index}", ".png",
+                                png_bytes(sheet))
             items += [(str(animation), f"seed {seed} · filmstrip"),
                       (str(contact), f"seed {seed} · contact sheet")]
         return items

@@ -43,7 +43,8 @@ class JobInfo:
     """A job's names and needs, without its code (see `pipelines.jobs` for that).
 
     name: canonical, as recipes record it; command: its `glide-ui` subcommand (an alias
-    everywhere a job is named); tab: the page's tab that runs it and restores its recipes;
+    everywhere a job is named); tab: the page's tab that runs it and restores its recipes
+    (and its HTTP endpoint), label: that tab's title;
     fields: the request's leading fields in order (pictures, the prompt) with their
     defaults; rerun_inputs: what a recipe holds only as fingerprints; models: what it
     loads (`download GROUP`).
@@ -65,9 +66,9 @@ class JobInfo:
 
 _BASE, _INPAINT = ("base", "upsample"), ("base-inpaint", "upsample-inpaint")
 JOBS: dict[str, JobInfo] = {job.name: job for job in (
-    JobInfo("text2im", "generate", "generate", "Text to image", (("prompt", REQUIRED),),
+    JobInfo("text2im", "generate", "generate", "Generate", (("prompt", REQUIRED),),
             _BASE),
-    JobInfo("clip_guided", "clip", "clip_guided", "CLIP guidance", (("prompt", REQUIRED),),
+    JobInfo("clip_guided", "clip", "clip_guided", "CLIP-guided", (("prompt", REQUIRED),),
             (*_BASE, "clip/image-enc", "clip/text-enc", "ViT-B/32"), guided=False),
     JobInfo("inpaint", "inpaint", "inpaint", "Inpaint",
             (("image", REQUIRED), ("mask", REQUIRED), ("prompt", REQUIRED)), _INPAINT,

@@ -14,7 +14,7 @@ import pytest
 from app_server import running_app
 from gradio_client import Client
 
-from glide_ui.api import Glide
+from glide_ui.api import Glide, _request
 from glide_ui.checkpoints import OPENAI_CLIP_NAMES
 from glide_ui.cli import _settings, build_parser, cli_settings
 from glide_ui.pipelines.jobs import JOBS, job
@@ -82,6 +82,14 @@ def test_python_takes_every_setting_by_name(name, setting):
         inspect.Parameter.VAR_KEYWORD in {p.kind for p in parameters.values()}
     if setting.name in parameters and setting.name not in CALL_SETTINGS:
         assert parameters[setting.name].default == setting.default_for(name)
+    leading = {key: None for key, _ in JOBS[name].info.fields}
+    value = other_value(setting, name)
+    for key in (setting.name, *setting.aliases):  # what the method's **settings reach
+        request = _request(name, **{**leading, "prompt": "p", key: value})
+        assert getattr(request, setting.name) == value
+    if setting.name not in CALL_SETTINGS:
+        assert getattr(_request(name, **{**leading, "prompt": "p"}), setting.name) == \
+            setting.default_for(name)
 
 
 @pytest.fixture(scope="module")

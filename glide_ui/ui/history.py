@@ -24,15 +24,14 @@ from PIL import Image
 from glide_ui.errors import GlideUIError
 from glide_ui.history import Entry, History, HistoryError, Page, Query
 from glide_ui.recipe import Recipe
+from glide_ui.settings import JOBS
 from glide_ui.ui.backend import Backend, user_of
 
 TAB_ID = "history"
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 200
 THUMB_SIZE = 256  # larger pictures are listed as thumbnails of this size
-TAB_CHOICES = [("All tabs", ""), ("Generate", "generate"), ("CLIP-guided", "clip_guided"),
-               ("Inpaint", "inpaint"), ("Outpaint", "outpaint"), ("Sketch", "sketch"),
-               ("Variations", "variations")]
+TAB_CHOICES = [("All tabs", ""), *((job.label, job.tab) for job in JOBS.values())]
 TAB_TITLES = {value: title for title, value in TAB_CHOICES if value}
 CAPTION_CHARS = 60
 

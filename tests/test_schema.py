@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 from dataclasses import MISSING, fields
 
 import pytest
@@ -185,6 +186,10 @@ def test_every_setting_is_a_parameter_of_its_endpoint(api, name):
         if setting.kind == "seed" or setting.name == "prompt":
             continue
         assert parameter["parameter_default"] == page_default(setting, name), setting.name
+        limits = re.fullmatch(r"numeric value between (\S+) and (\S+)",
+                              parameter.get("type", {}).get("description", ""))
+        if setting.range and limits and setting.kind != "respacing":  # a slider's ends
+            assert tuple(map(float, limits.groups())) == setting.range, setting.name
         enum = parameter.get("type", {}).get("enum")
         if setting.kind == "choice" and enum is not None:
             assert tuple(enum) == setting.choices_for(name), setting.name

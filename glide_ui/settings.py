@@ -100,7 +100,7 @@ def job_info(name: str) -> JobInfo:
 # ------------------------------------------------------------------------------- settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared (and hashed) by identity: one per setting
 class Setting:
     """One setting, as every front shows and checks it.
 

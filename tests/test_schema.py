@@ -10,6 +10,7 @@ import argparse
 import inspect
 import re
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 import pytest
 from app_server import running_app
@@ -193,3 +194,41 @@ def test_every_setting_is_a_parameter_of_its_endpoint(api, name):
         enum = parameter.get("type", {}).get("enum")
         if setting.kind == "choice" and enum is not None:
             assert tuple(enum) == setting.choices_for(name), setting.name
+
+
+def settings_rows() -> list[str]:
+    """The README's settings table, one row per setting, from the schema."""
+    rows = []
+    for setting in SETTINGS.values():
+        jobs = "all" if len(setting.jobs) == len(JOBS) else ", ".join(setting.jobs)
+        limits = f"{setting.range[0]:g} to {setting.range[1]:g}" if setting.range else \
+            ", ".join(setting.choices or ())
+        limits += "".join(f" ({job}: {', '.join(choices)})"
+                          for job, choices in setting.job_choices.items())
+        flags = [setting.cli_flag, *("--" + a.replace("_", "-") for a in setting.aliases)]
+        flag = ", ".join(f"`{f}`" for f in flags if f)
+        page = f"`{setting.widget}`" if setting.widget else "(not on the page)"
+        rows.append(f"| `{setting.name}` | {jobs} | {_defaults(setting)} | {limits} | "
+                    f"{flag} | {page} |")
+    return rows
+
+
+def _defaults(setting: Setting) -> str:
+    """"3.0" or, where jobs differ, "text2im, variations: 3.0; inpaint, ...: 5.0"."""
+    if not isinstance(setting.default, dict):
+        return _shown_value(setting.default)
+    by_value: dict[str, list[str]] = {}
+    for job_name, value in setting.default.items():
+        by_value.setdefault(_shown_value(value), []).append(job_name)
+    return "; ".join(f"{', '.join(jobs)}: {value}" for value, jobs in by_value.items())
+
+
+def _shown_value(value) -> str:
+    return "required" if value is REQUIRED else f'`"{value}"`' if isinstance(value, str) \
+        else f"`{value}`"
+
+
+def test_the_readme_lists_every_setting_as_declared():
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [row for row in table if row.split("`")[1] in SETTINGS] == settings_rows()

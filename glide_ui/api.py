@@ -47,6 +47,7 @@ from glide_ui.pipelines.jobs import JOBS, job
 from glide_ui.pipelines.rank import DEFAULT_RANKER, check_rank_count
 from glide_ui.pipelines.requests import MAX_BATCH_SIZE
 from glide_ui.pipelines.sweep import in_turn
+from glide_ui.pipelines.text2im import upsample_picked
 from glide_ui.recipe import Recipe
 from glide_ui.settings import canonical
 
@@ -262,6 +263,16 @@ class Glide:
                            **_with_preview_default(settings, callback))
         return self._run(sweep(request, self.manager, param=param, values=list(values)),
                          callback)
+
+    def upsample(self, images: Iterable[ImageSource], *,
+                 callback: PreviewCallback | None = None) -> GlideOutput:
+        """Pick, then upsample: the 256 px upsampler on 64 px base images made by `text2im`
+        with upsample=False (their PNGs, paths or bytes or PIL images, carrying their
+        recipes; one prompt and settings). Each result is pixel-identical to its seed
+        upsampled in one go, with the same recipe. Raises RequestError otherwise."""
+        picks = [(load_image(source), recipe_of(source)) for source in images]
+        overrides = _with_preview_default({}, callback)
+        return self._run(upsample_picked(picks, self.manager, **overrides), callback)
 
     def rank(self, images: Iterable[ImageSource], prompt: str,
              model: str = DEFAULT_RANKER) -> list[float]:

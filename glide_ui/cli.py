@@ -9,6 +9,7 @@ weights.
     glide-ui outpaint photo.png "a cat on a sofa" --right 128   (or --aspect 16:9)
     glide-ui sketch photo.png strokes.png "a red kite in the sky" --strength 0.7
     glide-ui variations photo.png "a watercolour of a cat" --strength 0.6
+    glide-ui upsample outputs/glide-text2im-a-corgi-42.png   (made with --no-upsample)
     glide-ui rank "a corgi" outputs/*.png
     glide-ui info outputs/glide-text2im-a-corgi-42.png [--json]
     glide-ui rerun outputs/glide-text2im-a-corgi-42.png
@@ -257,6 +258,12 @@ def build_parser() -> Parser:
     variations.add_argument("prompt", nargs="?", default="")
     finish(variations, "variations")
 
+    upsample = command("upsample", _upsample, "Pick, then upsample: the 256 px upsampler on "
+                       "64 px pictures made with `generate --no-upsample` (the same pixels as "
+                       "in one go).")
+    upsample.add_argument("images", nargs="+", type=existing_file, metavar="IMAGE")
+    _add_output_arguments(upsample)
+
     rank = command("rank", _rank, "Score pictures by OpenAI CLIP similarity to a prompt, "
                    "best first.")
     rank.add_argument("prompt")
@@ -429,6 +436,10 @@ def _sketch(args: argparse.Namespace) -> int:
 
 def _variations(args: argparse.Namespace) -> int:
     return _write(args, _glide(args).variations(args.image, args.prompt, **_settings(args)))
+
+
+def _upsample(args: argparse.Namespace) -> int:
+    return _write(args, _glide(args).upsample(args.images))
 
 
 def _rank(args: argparse.Namespace) -> int:

@@ -214,17 +214,21 @@ def build_parser() -> Parser:
     def finish(sub: argparse.ArgumentParser, job: str) -> None:
         _add_job_arguments(sub, job)
         if job in ("text2im", "clip_guided"):
+            prompt = sub.add_mutually_exclusive_group(required=True)
+            prompt.add_argument("prompt", nargs="?", help="the prompt (or give --prompts)")
+            prompt.add_argument("--prompts", metavar="FILE", type=argparse.FileType(
+                encoding="utf-8"), help="one prompt per line, each run in turn ('-': stdin)")
             sub.add_argument("--rank", action="store_true",
                              help="order the images best first by OpenAI CLIP")
+            sub.add_argument("--keep", type=int, metavar="K",
+                             help="with --rank: keep only each prompt's best K images")
 
     generate = job_command("text2im", _generate, "Text to image: the base model with "
                            "classifier-free guidance, then the upsampler.")
-    generate.add_argument("prompt")
     finish(generate, "text2im")
 
     clip = job_command("clip_guided", _clip, "CLIP-guided generation (GLIDE's noise-aware "
                        "CLIP or OpenAI's CLIP).")
-    clip.add_argument("prompt")
     finish(clip, "clip_guided")
 
     inpaint = job_command("inpaint", _inpaint, "Repaint the masked part of a picture to "
@@ -408,12 +412,38 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    return _write(args, _glide(args).text2im(args.prompt, rank=args.rank, **_settings(args)))
+    return _each_prompt(args, "text2im")
 
 
 def _clip(args: argparse.Namespace) -> int:
-    return _write(args, _glide(args).clip_guided(args.prompt, rank=args.rank,
-                                                 **_settings(args)))
+    return _each_prompt(args, "clip_guided")
+
+
+def _each_prompt(args: argparse.Namespace, job: str) -> int:
+    """Run `job` for the prompt, or for each line of --prompts; with --keep K, write only
+    the best K of each prompt's images by CLIP (N = the batch)."""
+    from glide_ui.errors import RequestError
+
+    prompts = [args.prompt] if args.prompts is None else \
+        [line.strip() for line in args.prompts if line.strip()]
+    if not prompts:
+        raise RequestError(f"{args.prompts.name} holds no prompt: write one per line.")
+    if args.keep is not None and not (args.rank and args.keep >= 1):
+        raise RequestError("--keep K (1 or more) keeps the best K images by CLIP: give "
+                           "--rank as well.")
+    glide = _glide(args)
+    for prompt in prompts:
+        output = getattr(glide, job)(prompt, rank=args.rank, **_settings(args))
+        _write(args, output if args.keep is None else _best(output, args.keep))
+    return 0
+
+
+def _best(output: Any, count: int) -> Any:
+    """The first `count` images of a ranked output (best first), with their recipes."""
+    from dataclasses import replace
+
+    return replace(output, images=output.images[:count], recipes=output.recipes[:count],
+                   labels=output.labels[:count])
 
 
 def _inpaint(args: argparse.Namespace) -> int:

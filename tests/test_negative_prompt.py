@@ -8,12 +8,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from app_server import running_app
+from gradio_client import Client
 from PIL import Image
 
 from glide_ui import Glide
 from glide_ui.errors import RequestError
+from glide_ui.images import read_recipe
 from glide_ui.pipelines.common import text_condition
 from glide_ui.settings import GUIDED
+from glide_ui.ui.settings import restore_plan
 
 FAST = dict(base_respacing="3", upsample=False, seed=5)
 
@@ -97,3 +101,17 @@ def test_a_negative_prompt_is_cleaned_like_the_prompt(glide):
         run(glide, "text2im", negative_prompt="a blue\x07sky")
     with pytest.raises(RequestError, match="The negative prompt must be text"):
         run(glide, "text2im", negative_prompt=3)
+
+
+def test_over_http_it_is_a_parameter_recorded_and_restored():
+    with running_app() as app:
+        client = Client(app.url, verbose=False)
+        runs = {negative: client.predict(prompt="a red fox", seed=5, steps=3, upsample=False,
+                                         negative_prompt=negative, api_name="/generate")
+                for negative in ("", "a blue sky")}
+    plain, steered = (read_recipe(runs[n][2][0]["image"]) for n in ("", "a blue sky"))
+    assert "negative_prompt" not in plain.settings
+    assert steered.settings["negative_prompt"] == "a blue sky"
+    values, left = restore_plan(steered)
+    assert left == [] and values["negative_prompt"] == "a blue sky"
+    assert restore_plan(plain)[0]["negative_prompt"] == ""

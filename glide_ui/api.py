@@ -31,34 +31,26 @@ from glide_ui.files import cannot_write, writable_folder, write_new
 from glide_ui.images import ImageSource, load_image, png_bytes, png_text, read_recipe
 from glide_ui.models import ModelManager
 from glide_ui.pipelines import (
-    ClipGuidedRequest,
     Event,
-    InpaintRequest,
-    OutpaintRequest,
     Preview,
     Progress,
     Request,
     Result,
-    SketchRequest,
     Status,
-    Text2ImRequest,
-    VariationsRequest,
-    clip_guided,
-    inpaint,
-    outpaint,
     rank,
     ranked,
     request_from_recipe,
-    sketch,
     sweep,
-    text2im,
     validate,
-    variations,
 )
+from glide_ui.pipelines.events import Filmstrips
+from glide_ui.pipelines.jobs import JOBS, job
 from glide_ui.pipelines.rank import DEFAULT_RANKER, check_rank_count
 from glide_ui.pipelines.requests import MAX_BATCH_SIZE
 from glide_ui.pipelines.sweep import in_turn
+from glide_ui.pipelines.text2im import upsample_picked
 from glide_ui.recipe import Recipe
+from glide_ui.settings import canonical
 
 log = logging.getLogger("glide_ui")
 
@@ -68,14 +60,6 @@ Seeds = int | Sequence[int] | None
 PreviewCallback = Callable[[Preview], Any]
 StatusCallback = Callable[[Status], Any]
 
-PIPELINES: dict[str, tuple[type, Callable[[Any, Any], Iterator[Event]]]] = {
-    "text2im": (Text2ImRequest, text2im),
-    "clip_guided": (ClipGuidedRequest, clip_guided),
-    "inpaint": (InpaintRequest, inpaint),
-    "outpaint": (OutpaintRequest, outpaint),
-    "sketch": (SketchRequest, sketch),
-    "variations": (VariationsRequest, variations),
-}
 # Recipe settings that say where an image was made rather than how.
 _PLACE = ("device", "dtype")
 
@@ -87,13 +71,15 @@ class GlideOutput:
     Every image carries its recipe as PNG text (`image.info["glide-ui"]` and a readable
     `image.info["parameters"]`), which `image.save("x.png")` writes into the file.
     `labels` say what sets images apart (a sweep's value, a CLIP score), `grid` is a
-    labelled overview (sweeps) or None.
+    labelled overview (sweeps) or None. `filmstrips` (with filmstrip_frames > 0) maps an
+    image's seed to how it formed: (an animated WebP as bytes, a contact sheet).
     """
 
     images: list[Image.Image]
     recipes: list[Recipe]
     labels: list[str] = field(default_factory=list)
     grid: Image.Image | None = None
+    filmstrips: dict[int, tuple[bytes, Image.Image]] = field(default_factory=dict)
 
     def save(self, folder: str | Path = ".") -> list[Path]:
         """Write each image as a PNG with its recipe into `folder` (made if needed), named
@@ -170,10 +156,14 @@ class Glide:
         """Images of `prompt`: the 64 px base model with classifier-free guidance, then the
         256 px upsampler (as the reference text2im notebook).
 
-        settings (the fields of `Text2ImRequest`): guidance_scale=3.0, base_respacing="100"
-        (steps: a number, "ddim50", "fast27" or "10,10,3"), sampler="ancestral" or "ddim",
-        upsample=True, upsample_respacing="fast27", upsample_temp=0.997,
-        upsample_sampler="ddim", preview_interval (seconds), preview_noisy.
+        settings (the fields of `Text2ImRequest`, declared in `glide_ui.settings`; an old
+        name such as steps= works as an alias): negative_prompt="" (guidance steers away
+        from it instead of from the empty caption), guidance_scale=3.0,
+        base_respacing="100" (steps: a number, "ddim50", "fast27" or "10,10,3"),
+        sampler="ancestral" ("ddim", or a solver: "dpmpp_2m", "dpmpp_2m_sde", "unipc",
+        "euler_a", "heun"), upsample=True, upsample_respacing="fast27",
+        upsample_temp=0.997, upsample_sampler="ddim", preview_interval (seconds),
+        preview_noisy, filmstrip_frames=0 (then `filmstrips` of the output).
         rank: order the images best first by OpenAI CLIP similarity (labels give the score).
         callback: called with every `Preview` (stage, step, total, images = the predicted
         x0 as PIL); with a callback, previews come every step unless preview_interval is
@@ -275,6 +265,16 @@ class Glide:
         return self._run(sweep(request, self.manager, param=param, values=list(values)),
                          callback)
 
+    def upsample(self, images: Iterable[ImageSource], *,
+                 callback: PreviewCallback | None = None) -> GlideOutput:
+        """Pick, then upsample: the 256 px upsampler on 64 px base images made by `text2im`
+        with upsample=False (their PNGs, paths or bytes or PIL images, carrying their
+        recipes; one prompt and settings). Each result is pixel-identical to its seed
+        upsampled in one go, with the same recipe. Raises RequestError otherwise."""
+        picks = [(load_image(source), recipe_of(source)) for source in images]
+        overrides = _with_preview_default({}, callback)
+        return self._run(upsample_picked(picks, self.manager, **overrides), callback)
+
     def rank(self, images: Iterable[ImageSource], prompt: str,
              model: str = DEFAULT_RANKER) -> list[float]:
         """CLIP similarity (cosine, about -1 to 1; higher is a better match) of each image
@@ -300,7 +300,7 @@ class Glide:
             request = replace(request, preview_interval=0.0)
         for note in _place_notes(recipe, self.manager):
             self.on_status(Status(note, "warning"))
-        output = self._run(PIPELINES[recipe.pipeline][1](request, self.manager), callback)
+        output = self._run(job(recipe.pipeline).run(request, self.manager), callback)
         for note in reproduction_notes(recipe, output.recipes[0]):
             self.on_status(Status(note, "warning"))
         return output
@@ -315,7 +315,7 @@ class Glide:
                     for first, count in seed_runs(seed, batch_size)]
         for request in requests:
             validate(request)  # refuse a bad value before the first image is made
-        run = PIPELINES[pipeline][1]
+        run = job(pipeline).run
         events = run(requests[0], self.manager) if len(requests) == 1 else \
             _concatenated([run(request, self.manager) for request in requests])
         if rank_images:
@@ -325,7 +325,7 @@ class Glide:
     def _run(self, events: Iterator[Event], callback: PreviewCallback | None) -> GlideOutput:
         """Drive a pipeline: progress bars, statuses, previews to `callback`; its Result.
         An exception (or Ctrl-C) closes the pipeline at once, within the step under way."""
-        result = None
+        result, strips = None, {}
         with closing(events), _StageBars(self.progress) as bars:
             for event in events:
                 if isinstance(event, Status):
@@ -336,11 +336,15 @@ class Glide:
                     callback(event)
                 elif isinstance(event, Result):
                     result = event
+                elif isinstance(event, Filmstrips):
+                    strips.update(zip(event.seeds, zip(event.animations, event.sheets,
+                                                       strict=True), strict=True))
         if result is None:
             raise RuntimeError("the pipeline ended without a result")
         images = [with_recipe(image, recipe)
                   for image, recipe in zip(result.images, result.recipes, strict=True)]
-        return GlideOutput(images, list(result.recipes), list(result.labels), result.grid)
+        return GlideOutput(images, list(result.recipes), list(result.labels), result.grid,
+                           strips)
 
     def _show_status(self, status: Status) -> None:
         if status.level == "warning":
@@ -385,11 +389,9 @@ class _StageBars:
 
 def _request(pipeline: str, **values: Any) -> Request:
     """The request of `pipeline` from keyword values; RequestError naming what is unknown."""
-    if pipeline not in PIPELINES:
-        raise RequestError(f"Unknown pipeline {pipeline!r}; choose one of "
-                           f"{', '.join(PIPELINES)}.")
-    kind = PIPELINES[pipeline][0]
+    kind = job(pipeline).request
     names = [f.name for f in fields(kind)]
+    values = {canonical(name): value for name, value in values.items()}
     unknown = sorted(set(values) - set(names))
     if unknown:
         raise RequestError(f"Unknown setting {', '.join(unknown)} for {pipeline}; the "
@@ -470,7 +472,7 @@ def reproduction_notes(original: Recipe, again: Recipe) -> list[str]:
         notes.append(f"Other weights than those that made the image: {', '.join(models)} "
                      "(the checkpoint files differ).")
     # A setting added since the original was made counts as its default there.
-    kind = PIPELINES.get(again.pipeline, (None,))[0]
+    kind = JOBS[again.pipeline].request if again.pipeline in JOBS else None
     defaults = {f.name: f.default for f in fields(kind)} if kind else {}
     settings = sorted(key for key in original.settings.keys() | again.settings.keys()
                       if key not in _PLACE

@@ -9,6 +9,7 @@ weights.
     glide-ui outpaint photo.png "a cat on a sofa" --right 128   (or --aspect 16:9)
     glide-ui sketch photo.png strokes.png "a red kite in the sky" --strength 0.7
     glide-ui variations photo.png "a watercolour of a cat" --strength 0.6
+    glide-ui upsample outputs/glide-text2im-a-corgi-42.png   (made with --no-upsample)
     glide-ui rank "a corgi" outputs/*.png
     glide-ui info outputs/glide-text2im-a-corgi-42.png [--json]
     glide-ui rerun outputs/glide-text2im-a-corgi-42.png
@@ -31,20 +32,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from glide_ui import __version__
+from glide_ui.settings import CALL_SETTINGS, FAST_PRESET, JOBS, SETTINGS, Setting, settings_of
 
 DEFAULT_OUT = "outputs"
 PROG = "glide-ui"
 
-# What each job of the app needs, for `download GROUP` and the "used by" of `models`.
-GROUPS = {
-    "generate": ("base", "upsample"),
-    "clip": ("base", "upsample", "clip/image-enc", "clip/text-enc", "ViT-B/32"),
-    "inpaint": ("base-inpaint", "upsample-inpaint"),
-    "outpaint": ("base-inpaint", "upsample-inpaint"),
-    "sketch": ("base-inpaint", "upsample-inpaint"),
-    "variations": ("base", "upsample"),
-    "rank": ("ViT-B/32",),
-}
+# What each command needs, for `download GROUP` and the "used by" of `models`.
+GROUPS = {**{job.command: job.models for job in JOBS.values()}, "rank": ("ViT-B/32",)}
 APP_MODELS = tuple(dict.fromkeys(name for names in GROUPS.values() for name in names))
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 2, 130, 141
 
@@ -54,29 +48,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-class RequestDefaults(argparse.HelpFormatter):
-    """Fills "{field}" in a job's help with the default of its request's field, read only
-    when help is shown (the request module imports torch, seconds on a busy machine)."""
-
-    pipeline = ""
-
-    def _expand_help(self, action: argparse.Action) -> str:
-        text = super()._expand_help(action)
-        return text.format_map(_request_defaults(self.pipeline)) if "{" in text else text
-
-
-def _request_defaults(pipeline: str) -> dict[str, Any]:
-    from dataclasses import fields
-
-    from glide_ui.api import PIPELINES
-
-    return {field.name: field.default for field in fields(PIPELINES[pipeline][0])}
-
-
-def _formatter(pipeline: str) -> type[argparse.HelpFormatter]:
-    return type(f"{pipeline}Help", (RequestDefaults,), {"pipeline": pipeline})
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -166,48 +137,46 @@ def mask_file_or_shape(text: str) -> Path | str:
     return existing_file(text)
 
 
-def _add_job_arguments(parser: argparse.ArgumentParser, guidance: bool = True) -> None:
-    """Seeds, batch, sampling, output: the settings every generating job has. Settings left
-    out keep the pipeline's default (dest = the request field's name)."""
-    unset = argparse.SUPPRESS
-    parser.add_argument("--seed", type=seeds, default=None,
-                        help="seed (image i of a batch uses seed + i) or a comma list, one "
-                             "image each (default: random)")
+def _add_job_arguments(parser: argparse.ArgumentParser, job: str) -> None:
+    """Seeds, batch, every setting of `job` as `glide_ui.settings` declares it (its flag,
+    type, choices, help and default), output. Settings left out keep the request's default
+    (dest = the setting's name)."""
+    parser.add_argument("--seed", type=seeds, default=None, help=SETTINGS["seed"].help)
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
-                        help="images to make, 1 to 8 (default 1)")
-    if guidance:
-        parser.add_argument("--guidance-scale", type=float, default=unset, metavar="SCALE",
-                            help="classifier-free guidance (default {guidance_scale:g})")
-    parser.add_argument("--steps", dest="base_respacing", default=unset, metavar="STEPS",
-                        help="base model steps: a number, 'ddim50' or '10,10,3' "
-                             "(default {base_respacing})")
-    parser.add_argument("--sampler", choices=["ancestral", "ddim"], default=unset,
-                        help="base sampler (default {sampler})")
-    parser.add_argument("--upsample", action=argparse.BooleanOptionalAction, default=unset,
-                        help="run the 256 px upsampler after the 64 px base (default "
-                             "{upsample})")
-    parser.add_argument("--upsample-steps", dest="upsample_respacing", default=unset,
-                        metavar="STEPS", help="upsampler steps (default {upsample_respacing})")
-    parser.add_argument("--upsample-temp", type=float, default=unset, metavar="T",
-                        help="upsampler noise scale (default {upsample_temp})")
-    parser.add_argument("--upsample-sampler", choices=["ancestral", "ddim"], default=unset,
-                        help="upsampler sampler (default {upsample_sampler})")
+                        help=SETTINGS["batch_size"].help)
+    for setting in cli_settings(job):
+        flags = [setting.cli_flag, *("--" + alias.replace("_", "-")
+                                     for alias in setting.aliases)]
+        parser.add_argument(*flags, dest=setting.name, default=argparse.SUPPRESS,
+                            help=f"{setting.help} (default {_shown(setting, job)})",
+                            **_argument_kind(setting, job))
+    if FAST_PRESET["sampler"] in SETTINGS["sampler"].choices_for(job):
+        parser.add_argument("--preset", choices=["fast"], default=None,
+                            help="fast: " + ", ".join(f"{SETTINGS[name].cli_flag} {value}"
+                                                      for name, value in FAST_PRESET.items())
+                                 + " (flags given as well win)")
     _add_output_arguments(parser)
 
 
-def _add_mask_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mask-grow", type=int, default=argparse.SUPPRESS, metavar="PIXELS",
-                        help="pixels added around the mask, negative to shrink it "
-                             "(default {mask_grow})")
-    parser.add_argument("--mask-feather", type=int, default=argparse.SUPPRESS,
-                        metavar="PIXELS",
-                        help="pixels of soft edge when pasting back (default {mask_feather})")
+def cli_settings(job: str) -> list[Setting]:
+    """The settings of `job` that have a flag of their own (not the prompt, seed, batch)."""
+    return [setting for setting in settings_of(job)
+            if setting.cli_flag and setting.name not in CALL_SETTINGS]
 
 
-def _add_strength_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--strength", type=float, default=argparse.SUPPRESS, metavar="S",
-                        help="0 keeps the picture, 1 starts from pure noise "
-                             "(default {strength:g})")
+def _argument_kind(setting: Setting, job: str) -> dict[str, Any]:
+    if setting.kind == "bool":
+        return {"action": argparse.BooleanOptionalAction}
+    if setting.kind == "choice":
+        return {"choices": setting.choices_for(job), "metavar": setting.metavar}
+    kind = {"int": int, "float": float}.get(setting.kind, str)
+    return {"type": kind, "metavar": setting.metavar}
+
+
+def _shown(setting: Setting, job: str) -> str:
+    value = setting.default_for(job)
+    return repr(value) if value == "" else f"{value:g}" if isinstance(value, float) \
+        else str(value)
 
 
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -227,10 +196,9 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], text: str,
-                models: bool | None = True, pipeline: str = "") -> argparse.ArgumentParser:
+                models: bool | None = True) -> argparse.ArgumentParser:
         """A subcommand; models: its model flags (None: which models, not where)."""
-        formatter = _formatter(pipeline) if pipeline else argparse.HelpFormatter
-        sub = commands.add_parser(name, help=text, description=text, formatter_class=formatter)
+        sub = commands.add_parser(name, help=text, description=text)
         sub.set_defaults(handler=handler)
         if models is not False:
             add_model_arguments(sub, place=bool(models))
@@ -239,73 +207,66 @@ def build_parser() -> Parser:
     serve = command("serve", _serve, "Serve the web app (the page and its HTTP API).")
     add_serve_arguments(serve)
 
-    generate = command("generate", _generate, "Text to image: the base model with "
-                       "classifier-free guidance, then the upsampler.", pipeline="text2im")
-    generate.add_argument("prompt")
-    _add_job_arguments(generate)
-    generate.add_argument("--rank", action="store_true",
-                          help="order the images best first by OpenAI CLIP")
+    def job_command(job: str, handler: Callable[[argparse.Namespace], int],
+                    text: str) -> argparse.ArgumentParser:
+        return command(JOBS[job].command, handler, text)
 
-    clip = command("clip", _clip, "CLIP-guided generation (GLIDE's noise-aware CLIP or "
-                   "OpenAI's CLIP).", pipeline="clip_guided")
-    clip.add_argument("prompt")
-    clip.add_argument("--clip-source", choices=["glide", "openai"], default=argparse.SUPPRESS,
-                      help="glide: the paper's noise-aware CLIP; openai: CLIP ViT-B/32 on the "
-                           "predicted image (default {clip_source})")
-    clip.add_argument("--clip-scale", type=float, default=argparse.SUPPRESS, metavar="SCALE",
-                      help="CLIP guidance scale (default {clip_scale:g})")
-    _add_job_arguments(clip, guidance=False)
-    clip.add_argument("--rank", action="store_true",
-                      help="order the images best first by OpenAI CLIP")
+    def finish(sub: argparse.ArgumentParser, job: str) -> None:
+        _add_job_arguments(sub, job)
+        if job in ("text2im", "clip_guided"):
+            prompt = sub.add_mutually_exclusive_group(required=True)
+            prompt.add_argument("prompt", nargs="?", help="the prompt (or give --prompts)")
+            prompt.add_argument("--prompts", metavar="FILE", type=argparse.FileType(
+                encoding="utf-8"), help="one prompt per line, each run in turn ('-': stdin)")
+            sub.add_argument("--rank", action="store_true",
+                             help="order the images best first by OpenAI CLIP")
+            sub.add_argument("--keep", type=int, metavar="K",
+                             help="with --rank: keep only each prompt's best K images")
 
-    inpaint = command("inpaint", _inpaint, "Repaint the masked part of a picture to match "
-                      "the prompt.", pipeline="inpaint")
+    generate = job_command("text2im", _generate, "Text to image: the base model with "
+                           "classifier-free guidance, then the upsampler.")
+    finish(generate, "text2im")
+
+    clip = job_command("clip_guided", _clip, "CLIP-guided generation (GLIDE's noise-aware "
+                       "CLIP or OpenAI's CLIP).")
+    finish(clip, "clip_guided")
+
+    inpaint = job_command("inpaint", _inpaint, "Repaint the masked part of a picture to "
+                          "match the prompt.")
     inpaint.add_argument("image", type=existing_file, help="the picture (any size)")
     inpaint.add_argument("mask", type=mask_file_or_shape,
                          help="the same size; white (non-black) or opaque pixels are repainted; "
                               "or shapes: 'rect:x0,y0,x1,y1', 'ellipse:x0,y0,x1,y1' (pixels, "
                               "several joined by ';')")
     inpaint.add_argument("prompt", nargs="?", default="")
-    _add_mask_arguments(inpaint)
-    inpaint.add_argument("--mask-shape", default=argparse.SUPPRESS, metavar="SHAPES",
-                         help="shapes added to the mask file, as above")
-    inpaint.add_argument("--invert", dest="mask_invert", action="store_true",
-                         default=argparse.SUPPRESS,
-                         help="the mask marks what to keep: repaint everything else")
-    _add_job_arguments(inpaint)
+    finish(inpaint, "inpaint")
 
-    outpaint = command("outpaint", _outpaint, "Extend a picture on its sides, the new area "
-                       "made to match the prompt.", pipeline="outpaint")
+    outpaint = job_command("outpaint", _outpaint, "Extend a picture on its sides, the new "
+                           "area made to match the prompt.")
     outpaint.add_argument("image", type=existing_file, help="the picture (any size)")
     outpaint.add_argument("prompt", nargs="?", default="")
-    for side in ("left", "top", "right", "bottom"):
-        outpaint.add_argument(f"--{side}", type=int, default=argparse.SUPPRESS,
-                              metavar="PIXELS", help=f"pixels to add on the {side}")
-    outpaint.add_argument("--aspect", dest="aspect_ratio", default=argparse.SUPPRESS,
-                          metavar="W:H", help="extend to this aspect ratio instead, e.g. 16:9 "
-                                              "(the short way, half on each side)")
-    outpaint.add_argument("--blend", type=int, default=argparse.SUPPRESS, metavar="PIXELS",
-                          help="pixels of the picture next to the new area blended in "
-                               "(default {blend})")
-    _add_job_arguments(outpaint)
+    finish(outpaint, "outpaint")
 
-    sketch = command("sketch", _sketch, "Repaint where coloured strokes are painted on a "
-                     "picture, from the strokes and the prompt (SDEdit).", pipeline="sketch")
+    sketch = job_command("sketch", _sketch, "Repaint where coloured strokes are painted on "
+                         "a picture, from the strokes and the prompt (SDEdit).")
     sketch.add_argument("image", type=existing_file, help="the picture (any size)")
     sketch.add_argument("strokes", type=existing_file,
                         help="a transparent PNG of the same size holding the coloured strokes")
     sketch.add_argument("prompt", nargs="?", default="")
-    _add_strength_argument(sketch)
-    _add_mask_arguments(sketch)
-    _add_job_arguments(sketch)
+    finish(sketch, "sketch")
 
-    variations = command("variations", _variations, "New pictures that keep a picture's "
-                         "composition (SDEdit with the base model, then the upsampler).",
-                         pipeline="variations")
+    variations = job_command("variations", _variations, "New pictures that keep a "
+                             "picture's composition (SDEdit with the base model, then the "
+                             "upsampler).")
     variations.add_argument("image", type=existing_file, help="the picture (any size)")
     variations.add_argument("prompt", nargs="?", default="")
-    _add_strength_argument(variations)
-    _add_job_arguments(variations)
+    finish(variations, "variations")
+
+    upsample = command("upsample", _upsample, "Pick, then upsample: the 256 px upsampler on "
+                       "64 px pictures made with `generate --no-upsample` (the same pixels as "
+                       "in one go).")
+    upsample.add_argument("images", nargs="+", type=existing_file, metavar="IMAGE")
+    _add_output_arguments(upsample)
 
     rank = command("rank", _rank, "Score pictures by OpenAI CLIP similarity to a prompt, "
                    "best first.")
@@ -422,16 +383,14 @@ def _glide(args: argparse.Namespace, **place: Any):
                  on_status=lambda status: _say(args, status.text, status.level == "warning"))
 
 
-SETTINGS = ("guidance_scale", "base_respacing", "sampler", "upsample", "upsample_respacing",
-            "upsample_temp", "upsample_sampler", "clip_source", "clip_scale", "mask_grow",
-            "mask_feather", "mask_invert", "mask_shape", "left", "top", "right", "bottom",
-            "aspect_ratio", "blend", "strength")
-
-
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings given on the command line (the others keep the pipeline's default)."""
+    """The settings given on the command line (the others keep the request's default; a
+    preset's values unless given)."""
     values = vars(args)
-    settings = {name: values[name] for name in SETTINGS if name in values}
+    settings = {name: values[name] for name in SETTINGS
+                if name in values and name not in CALL_SETTINGS}
+    if getattr(args, "preset", None) == "fast":
+        settings = {**FAST_PRESET, **settings}
     return {**settings, "seed": args.seed, "batch_size": args.batch_size}
 
 
@@ -441,6 +400,10 @@ def _write(args: argparse.Namespace, output: Any) -> int:
     for index, path in enumerate(paths):
         label = output.labels[index] if index < len(output.labels) else ""
         print(f"{path}\t{label}" if label else path, flush=True)
+        strip = output.filmstrips.get(output.recipes[index].seed)
+        if strip is not None:  # how it formed, next to it
+            path.with_name(f"{path.stem}-filmstrip.webp").write_bytes(strip[0])
+            strip[1].save(path.with_name(f"{path.stem}-filmstrip.png"))
     return 0
 
 
@@ -455,12 +418,38 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    return _write(args, _glide(args).text2im(args.prompt, rank=args.rank, **_settings(args)))
+    return _each_prompt(args, "text2im")
 
 
 def _clip(args: argparse.Namespace) -> int:
-    return _write(args, _glide(args).clip_guided(args.prompt, rank=args.rank,
-                                                 **_settings(args)))
+    return _each_prompt(args, "clip_guided")
+
+
+def _each_prompt(args: argparse.Namespace, job: str) -> int:
+    """Run `job` for the prompt, or for each line of --prompts; with --keep K, write only
+    the best K of each prompt's images by CLIP (N = the batch)."""
+    from glide_ui.errors import RequestError
+
+    prompts = [args.prompt] if args.prompts is None else \
+        [line.strip() for line in args.prompts if line.strip()]
+    if not prompts:
+        raise RequestError(f"{args.prompts.name} holds no prompt: write one per line.")
+    if args.keep is not None and not (args.rank and args.keep >= 1):
+        raise RequestError("--keep K (1 or more) keeps the best K images by CLIP: give "
+                           "--rank as well.")
+    glide = _glide(args)
+    for prompt in prompts:
+        output = getattr(glide, job)(prompt, rank=args.rank, **_settings(args))
+        _write(args, output if args.keep is None else _best(output, args.keep))
+    return 0
+
+
+def _best(output: Any, count: int) -> Any:
+    """The first `count` images of a ranked output (best first), with their recipes."""
+    from dataclasses import replace
+
+    return replace(output, images=output.images[:count], recipes=output.recipes[:count],
+                   labels=output.labels[:count])
 
 
 def _inpaint(args: argparse.Namespace) -> int:
@@ -483,6 +472,10 @@ def _sketch(args: argparse.Namespace) -> int:
 
 def _variations(args: argparse.Namespace) -> int:
     return _write(args, _glide(args).variations(args.image, args.prompt, **_settings(args)))
+
+
+def _upsample(args: argparse.Namespace) -> int:
+    return _write(args, _glide(args).upsample(args.images))
 
 
 def _rank(args: argparse.Namespace) -> int:

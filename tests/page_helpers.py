@@ -129,7 +129,7 @@ def gallery_captions(scope) -> list[str]:
 
 def generate(page: Page, prompt: str, seed: int = -1, batch_size: int = 1) -> tuple:
     tab = panel(page, "Generate")
-    tab.get_by_label("Prompt").fill(prompt)
+    tab.get_by_label("Prompt", exact=True).fill(prompt)
     tab.get_by_label("Seed (-1 = random)").fill(str(seed))
     set_number(tab, "Batch size", batch_size)
     fast_settings(tab)

@@ -178,18 +178,18 @@ def test_restore_settings_from_a_png(page, tmp_path):
     recipe = read_recipe(png)
     assert recipe.seed == 1234
     steps = int(recipe.settings["base_respacing"])  # 4, unless a busy page ran the default
-    tab.get_by_label("Prompt").fill("something else")
+    tab.get_by_label("Prompt", exact=True).fill("something else")
     tab.get_by_label("Seed (-1 = random)").fill("-1")
     set_number(tab, "Base steps", steps + 3)
     tab = restore_png(page, png, "Generate", shot="png_info")
-    expect(tab.get_by_label("Prompt")).to_have_value("restore me")
+    expect(tab.get_by_label("Prompt", exact=True)).to_have_value("restore me")
     expect(tab.get_by_label("Seed (-1 = random)")).to_have_value("1234")
     expect(tab.get_by_label("number input for Base steps")).to_have_value(str(steps))
 
 
 def test_clip_guided_compares_with_classifier_free(page):
     tab = panel(page, "CLIP-guided")
-    tab.get_by_label("Prompt").fill("a hedgehog using a calculator")
+    tab.get_by_label("Prompt", exact=True).fill("a hedgehog using a calculator")
     tab.get_by_label("Seed (-1 = random)").fill("3")
     tab.get_by_text("Compare with classifier-free guidance", exact=True).click()
     tab.get_by_label("Compare side by side").check()
@@ -208,11 +208,11 @@ def test_an_error_is_a_message_and_keeps_inputs_and_results(page):
     expect(tab.get_by_label("Prompt for the painted region")).to_have_value("keep this prompt")
 
     tab = panel(page, "CLIP-guided")
-    tab.get_by_label("Prompt").fill("a red cube")
+    tab.get_by_label("Prompt", exact=True).fill("a red cube")
     tab.get_by_label("Seed (-1 = random)").fill("8")
     fast_settings(tab)
     run_and_watch(tab, "Generate with CLIP guidance")
-    tab.get_by_label("Prompt").fill("   ")
+    tab.get_by_label("Prompt", exact=True).fill("   ")
     tab.get_by_role("button", name="Generate with CLIP guidance").click()
     expect(page.get_by_text("Write a prompt").first).to_be_visible()
     assert gallery_captions(tab) == ["seed 8"], "the error wiped the results"

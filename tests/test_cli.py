@@ -108,7 +108,7 @@ def test_a_seed_list_and_quiet(capsys, tmp_path):
 USAGE_ERRORS = [
     ([], "required: COMMAND"),
     (["paint"], "invalid choice: 'paint'"),
-    (["generate"], "required: prompt"),
+    (["generate"], "one of the arguments prompt --prompts is required"),
     (["generate", "x", "--seed", "abc"], "a seed is a whole number"),
     (["generate", "x", "--sampler", "euler"], "invalid choice: 'euler'"),
     (["generate", "x", "--batch-size", "two"], "invalid int value"),

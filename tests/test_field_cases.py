@@ -419,8 +419,9 @@ def test_what_cannot_be_restored_is_said(manager):
 def test_an_outpainting_restore_checks_the_picture_loaded(manager):
     recipe = Recipe("outpaint", "x", 1, {"image_size": [333, 177], "image_sha256": "0" * 64,
                                          "right": 10, "blend": 8})
+    # (A recipe from before the negative prompt clears the tab's: it was made without.)
     assert restore_plan(recipe) == ({"prompt": "x", "seed": 1, "batch_size": 1, "right": 10,
-                                     "blend": 8}, [])
+                                     "blend": 8, "negative_prompt": ""}, [])
     assert "load the same picture (333 x 177 pixels)" in \
         " ".join(restore_warnings(recipe, manager, [], None))
     assert restore_warnings(recipe, manager, [], {"image_sha256": "0" * 64}) == []

@@ -170,7 +170,7 @@ def restore(page: Page, png, tab_name: str):
 
 def test_generate_restores_and_reproduces(page, tmp_path):
     tab = panel(page, "Generate")
-    tab.get_by_label("Prompt").fill("a red lighthouse")
+    tab.get_by_label("Prompt", exact=True).fill("a red lighthouse")
     tab.get_by_label("Seed (-1 = random)").fill("77")
     set_number(tab, "Guidance scale", 4.5)
     set_advanced(tab, 3, "ddim3", "DDIM (deterministic)", "Ancestral (as in the paper)")
@@ -197,7 +197,7 @@ def test_generate_restores_and_reproduces(page, tmp_path):
 
 def test_clip_guided_restores_and_reproduces(page, tmp_path):
     tab = panel(page, "CLIP-guided")
-    tab.get_by_label("Prompt").fill("a red cube")
+    tab.get_by_label("Prompt", exact=True).fill("a red cube")
     tab.get_by_label("Seed (-1 = random)").fill("12")
     tab.get_by_label("OpenAI CLIP (on the predicted image)").check()
     set_number(tab, "CLIP guidance scale", 2.5)

@@ -200,7 +200,7 @@ class PageSession:
 def test_in_a_browser_generate_find_in_history_restore_send_and_delete(app, made, outputs):
     with chromium() as browser, open_page(browser, app.url, login=("ann", USERS["ann"])) as page:
         tab, _ = generate(page, "a watercolor of a lighthouse at dusk", seed=77)
-        tab.get_by_label("Prompt").fill("something else")
+        tab.get_by_label("Prompt", exact=True).fill("something else")
         tab.get_by_label("Seed (-1 = random)").fill("-1")
 
         models = panel(page, "Models")
@@ -221,7 +221,7 @@ def test_in_a_browser_generate_find_in_history_restore_send_and_delete(app, made
         expect(page.get_by_role("tab", name="Generate", exact=True)).to_have_attribute(
             "aria-selected", "true")
         restored = page.locator(".tabitem:visible").first
-        expect(restored.get_by_label("Prompt")).to_have_value(
+        expect(restored.get_by_label("Prompt", exact=True)).to_have_value(
             "a watercolor of a lighthouse at dusk")
         expect(restored.get_by_label("Seed (-1 = random)")).to_have_value("77")
         expect(restored.get_by_label("number input for Base steps")).to_have_value("4")

@@ -77,7 +77,10 @@ def test_command_line(in_a_folder_with_the_assets, capsys):
             argv += ["--models", "tiny"]
         assert main(argv) == 0, (line, capsys.readouterr().err)
     outputs = Path("outputs")
-    assert {p.name for p in outputs.glob("glide-text2im-*")} == {
+    corgis = [p.name for p in outputs.glob("glide-text2im-a-corgi-*")]  # random seeds
+    assert len([name for name in corgis if "filmstrip" not in name]) == 2
+    assert len([name for name in corgis if name.endswith("-filmstrip.webp")]) == 1
+    assert {p.name for p in outputs.glob("glide-text2im-an-*")} == {
         "glide-text2im-an-oil-painting-of-a-corgi-42.png",
         "glide-text2im-an-oil-painting-of-a-corgi-43.png",
         "glide-text2im-an-oil-painting-of-a-corgi-43-2.png"}  # the rerun's

@@ -25,6 +25,7 @@ from PIL import Image
 
 from glide_ui.files import writable_folder, write_new
 from glide_ui.recipe import Recipe, slug
+from glide_ui.settings import TABS  # the tab of each job (re-exported for the page)
 
 OUTPUTS_ENV = "GLIDE_OUTPUTS"
 """Environment variable naming the outputs folder when `--outputs` is not given."""
@@ -33,10 +34,6 @@ CREATION_TIME_KEY = "Creation Time"  # a keyword the PNG specification predefine
 USERS_DIR = "users"
 DAY_FORMAT = "%Y-%m-%d"
 _DAY_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
-
-TABS = {"text2im": "generate", "clip_guided": "clip_guided", "inpaint": "inpaint",
-        "outpaint": "outpaint", "sketch": "sketch", "variations": "variations"}
-"""The tab that runs each pipeline (and where its recipes are restored)."""
 
 
 def default_outputs_dir() -> Path:

@@ -33,15 +33,13 @@ from glide_ui.pipelines import solvers
 from glide_ui.pipelines.events import Event, Frame, Preview, Progress, Status
 from glide_ui.pipelines.requests import MAX_SEED, Request, validate
 from glide_ui.recipe import Recipe
+from glide_ui.settings import SETTINGS
 
 UPSAMPLE_SEED_OFFSET = 2**31
 """The upsampler's noise for image seed s comes from a generator seeded with s + 2**31:
 above MAX_SEED and below 2**32 (torch's CPU generators use only a seed's low 32 bits), so
 it never equals any image's base noise stream."""
 
-# Request fields that do not change the images, left out of recipes.
-_NOT_SETTINGS = ("prompt", "seed", "batch_size", "preview_interval", "preview_noisy",
-                 "image", "mask", "strokes", "filmstrip_frames")
 
 StageEvents = Generator[Event, None, torch.Tensor]
 
@@ -104,14 +102,16 @@ def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def text_condition(model: nn.Module, prompt: str, guided: bool) -> TextCondition:
+def text_condition(model: nn.Module, prompt: str, guided: bool,
+                   negative_prompt: str = "") -> TextCondition:
     """The model's text conditioning of one image, computed once per request: the prompt's
-    row, then the empty prompt's row when `guided` (classifier-free guidance)."""
+    row, then when `guided` (classifier-free guidance) the unconditional row, which is the
+    empty caption's or, given one, the negative prompt's (as A1111 and diffusers do)."""
     tokenizer = get_glide_tokenizer()
     text_ctx = model.options["text_ctx"]
     rows = [tokenizer.tokenize(prompt, text_ctx)]
     if guided:
-        rows.append(tokenizer.tokenize("", text_ctx))
+        rows.append(tokenizer.tokenize(negative_prompt, text_ctx))
     device = device_of(model)
     tokens = torch.tensor([row.tokens for row in rows], dtype=torch.long, device=device)
     mask = torch.tensor([row.mask for row in rows], dtype=torch.bool, device=device)
@@ -267,10 +267,18 @@ def upsample(model: nn.Module, prompt: str, low_res: torch.Tensor, seeds: Sequen
 
 
 def recipe_settings(request: Request, manager: Any, **extra: Any) -> dict[str, Any]:
-    """Every request field that shapes the images, plus where it ran (device, dtype, and
-    the kernel path, e.g. "cpu, fp32, channels_last, oneDNN-prepacked weights")."""
-    settings = {field.name: getattr(request, field.name)
-                for field in dataclasses.fields(request) if field.name not in _NOT_SETTINGS}
+    """Every request setting that shapes the images (as `glide_ui.settings` declares which:
+    a setting recorded only when set is left out at its default, so recipes made before it
+    existed rerun to the same recipe), plus where it ran (device, dtype, and the kernel
+    path, e.g. "cpu, fp32, channels_last, oneDNN-prepacked weights")."""
+    job = type(request).job
+    settings = {}
+    for field in dataclasses.fields(request):
+        setting, value = SETTINGS.get(field.name), getattr(request, field.name)
+        if setting is None or setting.record == "never" or \
+                (setting.record == "set" and value == setting.default_for(job)):
+            continue  # an input (the picture, the mask) or a setting that changes no pixel
+        settings[field.name] = value
     settings["device"] = str(manager.device)
     settings["dtype"] = str(manager.dtype).removeprefix("torch.")
     path = getattr(manager, "path", None)

@@ -3,35 +3,27 @@ settings, the results side by side in a labelled grid."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import fields, replace
 from typing import Any
 
 from glide_ui.errors import RequestError
 from glide_ui.images import make_grid
-from glide_ui.pipelines.clip_guided import clip_guided
 from glide_ui.pipelines.common import resolve_seed
 from glide_ui.pipelines.events import Event, Preview, Progress, Result, Status
-from glide_ui.pipelines.inpaint import inpaint
+from glide_ui.pipelines.jobs import job_of
 from glide_ui.pipelines.requests import (
+    REQUEST_TYPES,
     ClipGuidedRequest,
-    InpaintRequest,
     Request,
     Text2ImRequest,
     validate,
 )
-from glide_ui.pipelines.text2im import text2im
+from glide_ui.settings import SETTINGS, SWEEP_JOBS, settings_of
 
 MAX_SWEEP_VALUES = 8
-SWEEPABLE = {
-    Text2ImRequest: ("guidance_scale", "upsample_temp"),
-    ClipGuidedRequest: ("clip_scale", "upsample_temp"),
-    InpaintRequest: ("guidance_scale", "upsample_temp"),
-}
-_PIPELINES: dict[type, Callable[[Any, Any], Iterator[Event]]] = {
-    Text2ImRequest: text2im, ClipGuidedRequest: clip_guided, InpaintRequest: inpaint}
-_LABELS = {"guidance_scale": "guidance", "clip_scale": "CLIP scale",
-           "upsample_temp": "temperature"}
+SWEEPABLE = {REQUEST_TYPES[job]: tuple(s.name for s in settings_of(job) if s.sweep)
+             for job in SWEEP_JOBS}
 
 
 def sweep(request: Request, manager: Any, param: str = "guidance_scale",
@@ -49,7 +41,7 @@ def sweep(request: Request, manager: Any, param: str = "guidance_scale",
     for variant in variants:
         validate(variant)  # refuse any bad value before the first run
     seed = resolve_seed(validate(request)[0].seed, request.batch_size)
-    runs = [(f"{_LABELS[param]} {value:g}", replace(variant, seed=seed))
+    runs = [(f"{SETTINGS[param].sweep} {value:g}", replace(variant, seed=seed))
             for value, variant in zip(values, variants, strict=True)]
     return _side_by_side(runs, manager)
 
@@ -60,14 +52,11 @@ def compare_guidance(request: Text2ImRequest, manager: Any, clip_scale: float = 
         -> Iterator[Event]:
     """Classifier-free guidance and CLIP guidance from the same seed, side by side."""
     checked, _ = validate(request)
-    clip_request = ClipGuidedRequest(
-        prompt=request.prompt, batch_size=request.batch_size, seed=checked.seed,
-        clip_source=clip_source, clip_scale=clip_scale, openai_clip_model=openai_clip_model,
-        base_respacing=request.base_respacing,
-        sampler=request.sampler, upsample=request.upsample,
-        upsample_respacing=request.upsample_respacing, upsample_temp=request.upsample_temp,
-        preview_interval=request.preview_interval, preview_noisy=request.preview_noisy,
-        upsample_sampler=request.upsample_sampler)
+    shared = {name: getattr(request, name) for name in _names(ClipGuidedRequest)
+              if name in _names(Text2ImRequest) and name != "filmstrip_frames"}
+    clip_request = ClipGuidedRequest(**{
+        **shared, "seed": checked.seed, "clip_source": clip_source, "clip_scale": clip_scale,
+        "openai_clip_model": openai_clip_model})
     validate(clip_request)
     seed = resolve_seed(checked.seed, checked.batch_size)
     runs = [("classifier-free guidance", replace(request, seed=seed)),
@@ -75,10 +64,14 @@ def compare_guidance(request: Text2ImRequest, manager: Any, clip_scale: float = 
     return _side_by_side(runs, manager)
 
 
+def _names(kind: type) -> set[str]:
+    return {field.name for field in fields(kind)}
+
+
 def _side_by_side(runs: list[tuple[str, Request]], manager: Any) -> Iterator[Event]:
     """Run each labelled request in turn, passing its progress on under its label; then
     one Result with every image and a grid (a row per seed, a column per run)."""
-    streams = [(label, _PIPELINES[type(request)](request, manager)) for label, request in runs]
+    streams = [(label, job_of(request).run(request, manager)) for label, request in runs]
     results = yield from in_turn(streams, announce=True)
     labels = [label for (label, _), result in zip(runs, results, strict=True)
               for _ in result.images]

@@ -71,7 +71,8 @@ def guided_base(model: nn.Module, request: Any, seeds: Sequence[int],
     `image_inputs` instead give each image its own. `generators` (default: fresh ones
     from the seeds) let a pipeline draw several stages' noise from one stream per image;
     `start` (SDEdit) as for `common.diffuse`."""
-    text = text_condition(model, request.prompt, guided=True)
+    text = text_condition(model, request.prompt, guided=True,
+                          negative_prompt=request.negative_prompt)
     rows = image_inputs or [inputs] * len(seeds)
     model_fn = per_image([cfg_model_fn(model, request.guidance_scale, text=text, **row)
                           for row in rows])

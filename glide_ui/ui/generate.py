@@ -78,9 +78,9 @@ def build(backend: Backend) -> TabHandles:
 
     def text2im_request(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
                         upsample_steps, upsample_temp, base_respacing,
-                        upsample_sampler, filmstrip) -> Text2ImRequest:
+                        upsample_sampler, filmstrip, negative_prompt) -> Text2ImRequest:
         return Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
-                              guidance_scale=guidance_scale,
+                              guidance_scale=guidance_scale, negative_prompt=negative_prompt,
                               **sampling_fields(sampler, steps, upsample, upsample_steps,
                                                 upsample_temp, base_respacing,
                                                 upsample_sampler, filmstrip))
@@ -88,10 +88,10 @@ def build(backend: Backend) -> TabHandles:
     @user_errors
     def generate(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
                  upsample_steps, upsample_temp, base_respacing, upsample_sampler, filmstrip,
-                 rank_with_clip, request: gr.Request = None):
+                 rank_with_clip, negative_prompt="", request: gr.Request = None):
         job = text2im_request(prompt, batch_size, seed, guidance_scale, sampler, steps,
                               upsample, upsample_steps, upsample_temp, base_respacing,
-                              upsample_sampler, filmstrip)
+                              upsample_sampler, filmstrip, negative_prompt)
         events = backend.run(ranked_run, text2im, job, prompt) if rank_with_clip \
             else backend.run(text2im, job)
         yield from render(events, store, user_of(request))
@@ -99,10 +99,10 @@ def build(backend: Backend) -> TabHandles:
     @user_errors
     def sweep(prompt, sweep_param, sweep_values, seed, guidance_scale, sampler, steps,
               upsample, upsample_steps, upsample_temp, base_respacing, upsample_sampler,
-              filmstrip, request: gr.Request = None):
+              filmstrip, negative_prompt="", request: gr.Request = None):
         base = text2im_request(prompt, 1, seed, guidance_scale, sampler, steps, upsample,
                                upsample_steps, upsample_temp, base_respacing, upsample_sampler,
-                               filmstrip)
+                               filmstrip, negative_prompt)
         yield from render(backend.run(run_sweep, base, param=sweep_param,
                                       values=parse_values(sweep_values)), store,
                           user_of(request))
@@ -115,6 +115,7 @@ def build(backend: Backend) -> TabHandles:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
             prompt = widgets.prompt_box("an oil painting of a corgi")
+            negative_prompt = widgets.negative_box()
             buttons = widgets.run_buttons("Generate")
             batch_size = widgets.batch_slider()
             guidance_scale = widgets.scale_slider(
@@ -135,7 +136,8 @@ def build(backend: Backend) -> TabHandles:
         area, actions, rank_button, (pick_numbers, upsample_button) = \
             widgets.results_column(pick_controls)
 
-    gen_inputs = [prompt, batch_size, seed, guidance_scale, *sampling.inputs(), rank_with_clip]
+    gen_inputs = [prompt, batch_size, seed, guidance_scale, *sampling.inputs(), rank_with_clip,
+                  negative_prompt]
     runs = [
         buttons.run.click(on_gpu(generate), gen_inputs, area.outputs(), api_name="generate",
                           concurrency_id=GPU_QUEUE, show_progress="hidden"),
@@ -143,7 +145,8 @@ def build(backend: Backend) -> TabHandles:
                       api_visibility="private", concurrency_id=GPU_QUEUE,
                       show_progress="hidden"),
         sweep_button.click(on_gpu(sweep), [prompt, sweep_param, sweep_values, seed,
-                                           guidance_scale, *sampling.inputs()],
+                                           guidance_scale, *sampling.inputs(),
+                                           negative_prompt],
                            area.outputs(), api_name="sweep", concurrency_id=GPU_QUEUE,
                            show_progress="hidden"),
         upsample_button.click(on_gpu(upsample_later),
@@ -155,6 +158,7 @@ def build(backend: Backend) -> TabHandles:
     ]
     buttons.stop.click(None, cancels=runs)
     controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
-                "guidance_scale": guidance_scale, **sampling.by_name()}
+                "guidance_scale": guidance_scale, **sampling.by_name(),
+                "negative_prompt": negative_prompt}
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)

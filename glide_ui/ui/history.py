@@ -25,15 +25,14 @@ from glide_ui.files import write_replacing
 from glide_ui.history import Entry, History, HistoryError, Page, Query
 from glide_ui.images import png_bytes
 from glide_ui.recipe import Recipe
+from glide_ui.settings import JOBS
 from glide_ui.ui.backend import Backend, user_of
 
 TAB_ID = "history"
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 200
 THUMB_SIZE = 256  # larger pictures are listed as thumbnails of this size
-TAB_CHOICES = [("All tabs", ""), ("Generate", "generate"), ("CLIP-guided", "clip_guided"),
-               ("Inpaint", "inpaint"), ("Outpaint", "outpaint"), ("Sketch", "sketch"),
-               ("Variations", "variations")]
+TAB_CHOICES = [("All tabs", ""), *((job.label, job.tab) for job in JOBS.values())]
 TAB_TITLES = {value: title for title, value in TAB_CHOICES if value}
 CAPTION_CHARS = 60
 

@@ -88,12 +88,12 @@ def build(backend: Backend) -> TabHandles:
     def inpaint(mask_editor, prompt, batch_size, seed, guidance_scale, mask_grow,
                 mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp,
                 base_respacing, upsample_sampler, filmstrip, mask_invert=False, mask_shape="",
-                request: gr.Request = None):
+                negative_prompt="", request: gr.Request = None):
         image = editor_background(mask_editor)
         events = backend.run(run_inpaint, InpaintRequest(
             image=image, mask=mask_editor, prompt=prompt, batch_size=batch_size, seed=seed,
             guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,
-            mask_invert=mask_invert, mask_shape=mask_shape,
+            mask_invert=mask_invert, mask_shape=mask_shape, negative_prompt=negative_prompt,
             **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
                               base_respacing, upsample_sampler, filmstrip)))
         first = True
@@ -126,6 +126,7 @@ def build(backend: Backend) -> TabHandles:
         with gr.Column(scale=6, min_width=340):
             prompt = widgets.prompt_box("what the painted region should show",
                                         label="Prompt for the painted region")
+            negative_prompt = widgets.negative_box()
             buttons = widgets.run_buttons("Inpaint")
             mask_grow, mask_feather = widgets.mask_sliders(
                 "Grow mask (px)",
@@ -153,13 +154,13 @@ def build(backend: Backend) -> TabHandles:
                         api_visibility="private")
 
     inputs = [editor, prompt, batch_size, seed, guidance_scale, mask_grow, mask_feather,
-              *sampling.inputs(), mask_invert, mask_shape]
+              *sampling.inputs(), mask_invert, mask_shape, negative_prompt]
     outputs = [*area.outputs(), original, result]
     widgets.wire_runs(inpaint, buttons, prompt, inputs, outputs, "inpaint")
     controls = {"mask_editor": editor, "prompt": prompt, "batch_size": batch_size,
                 "seed": seed, "guidance_scale": guidance_scale, "mask_grow": mask_grow,
                 "mask_feather": mask_feather, **sampling.by_name(), "mask_invert": mask_invert,
-                "mask_shape": mask_shape}
+                "mask_shape": mask_shape, "negative_prompt": negative_prompt}
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)
 

@@ -79,12 +79,14 @@ def build(backend: Backend) -> TabHandles:
     @user_errors
     def outpaint(image, prompt, left, top, right, bottom, aspect_ratio, blend, batch_size,
                  seed, guidance_scale, sampler, steps, upsample, upsample_steps, upsample_temp,
-                 base_respacing, upsample_sampler, filmstrip, request: gr.Request = None):
+                 base_respacing, upsample_sampler, filmstrip, negative_prompt="",
+                 request: gr.Request = None):
         # The pixels travel, not the path: a replica may run on another machine.
         events = backend.run(run_outpaint, OutpaintRequest(
             image=load_image(image) if image else None, prompt=prompt,
             **extension(left, top, right, bottom, aspect_ratio), blend=blend,
             batch_size=batch_size, seed=seed, guidance_scale=guidance_scale,
+            negative_prompt=negative_prompt,
             **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
                               base_respacing, upsample_sampler, filmstrip)))
         for preview, progress, gallery, notes in render(events, store, user_of(request)):
@@ -102,6 +104,7 @@ def build(backend: Backend) -> TabHandles:
         with gr.Column(scale=6, min_width=340):
             prompt = widgets.prompt_box("what the whole extended picture shows",
                                         label="Prompt for the extended picture")
+            negative_prompt = widgets.negative_box()
             buttons = widgets.run_buttons("Outpaint")
             by_side = {}
             for pair in (("left", "right"), ("top", "bottom")):
@@ -143,11 +146,12 @@ def build(backend: Backend) -> TabHandles:
                 api_visibility="private", show_progress="hidden", trigger_mode="always_last")
 
     inputs = [image, prompt, *sides, aspect_ratio, blend, batch_size, seed, guidance_scale,
-              *sampling.inputs()]
+              *sampling.inputs(), negative_prompt]
     outputs = [*area.outputs(), result]
     widgets.wire_runs(outpaint, buttons, prompt, inputs, outputs, "outpaint")
     controls = {"image": image, "prompt": prompt, "batch_size": batch_size, "seed": seed,
                 "guidance_scale": guidance_scale, **dict(zip(SIDES, sides, strict=True)),
-                "aspect_ratio": aspect_ratio, "blend": blend, **sampling.by_name()}
+                "aspect_ratio": aspect_ratio, "blend": blend, **sampling.by_name(),
+                "negative_prompt": negative_prompt}
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)

@@ -10,20 +10,11 @@ from glide_ui.errors import RequestError
 from glide_ui.models import TINY_CHECKPOINT_PREFIX
 from glide_ui.pipelines.requests import respacing_steps
 from glide_ui.recipe import Recipe
+from glide_ui.settings import SETTINGS, added_later, canonical
 
 FILMSTRIP_FRAMES = 24  # per stage, when the page's "Keep a filmstrip" is ticked
 # Recipe settings that record where and from what an image was made (not widgets).
 RECORD_ONLY = ("device", "dtype", "compute_path", "image_size", "image_sha256", "mask_sha256")
-# Recipe settings -> the widget (handler parameter) that holds each, beyond the ones with
-# special handling in `widget_values` (scales, respacings).
-_SAME_NAME = ("sampler", "upsample", "upsample_temp", "upsample_sampler", "clip_source",
-              "openai_clip_model", "mask_grow", "mask_feather", "mask_invert", "mask_shape",
-              "left", "top", "right", "bottom", "aspect_ratio", "blend", "strength")
-
-# Settings added after the first recipes: a recipe without them was made with these values.
-_ADDED_LATER = {"inpaint": {"mask_invert": False, "mask_shape": ""}}
-
-
 def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: str,
                     upsample_temp: float, base_respacing: str | None = "",
                     upsample_sampler: str = "ddim", filmstrip: bool = False) -> dict[str, Any]:
@@ -54,22 +45,25 @@ def widget_values(recipe: Recipe) -> dict[str, Any]:
 
 
 def restore_plan(recipe: Recipe) -> tuple[dict[str, Any], list[str]]:
-    """(widget values, the recipe's settings no widget holds). See `widget_values`."""
-    settings = dict(recipe.settings)
+    """(widget values, the recipe's settings no widget holds). See `widget_values`.
+
+    Each setting goes to the widget `glide_ui.settings` names for it (its page name, under
+    its public name or an alias the recipe used); a setting added since the recipe was
+    made takes the value it was made with (its default)."""
+    job = recipe.pipeline
     values: dict[str, Any] = {"prompt": recipe.prompt, "seed": recipe.seed, "batch_size": 1}
-    scale = "clip_scale" if recipe.pipeline == "clip_guided" else "guidance_scale"
-    if scale in settings:
-        values["guidance_scale"] = settings.pop(scale)  # the tab's main scale slider
-    if "base_respacing" in settings:
-        values.update(base_step_values(settings.pop("base_respacing")))
-    if "upsample_respacing" in settings:
-        values["upsample_steps"] = str(settings.pop("upsample_respacing"))
-    for key in _SAME_NAME:
-        if key in settings:
-            values[key] = settings.pop(key)
-    for key, value in _ADDED_LATER.get(recipe.pipeline, {}).items():
-        values.setdefault(key, value)
-    left = [key for key in settings if key not in RECORD_ONLY]
+    left = []
+    for key, value in recipe.settings.items():
+        setting = SETTINGS.get(canonical(key))
+        if setting is None or job not in setting.jobs or setting.widget is None:
+            if key not in RECORD_ONLY:
+                left.append(key)
+        elif setting.name == "base_respacing":
+            values.update(base_step_values(value))
+        else:
+            values[setting.widget] = str(value) if setting.kind == "respacing" else value
+    for name, value in added_later(job).items():
+        values.setdefault(SETTINGS[name].widget, value)
     return values, left
 
 

@@ -49,12 +49,14 @@ def build(backend: Backend) -> TabHandles:
     @user_errors
     def sketch(sketch_editor, prompt, strength, batch_size, seed, guidance_scale, mask_grow,
                mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp,
-               base_respacing, upsample_sampler, filmstrip, request: gr.Request = None):
+               base_respacing, upsample_sampler, filmstrip, negative_prompt="",
+               request: gr.Request = None):
         events = backend.run(run_sketch, SketchRequest(
             image=editor_background(sketch_editor, "sketch on"), strokes=sketch_editor,
             prompt=prompt,
             strength=strength, batch_size=batch_size, seed=seed,
             guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,
+            negative_prompt=negative_prompt,
             **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
                               base_respacing, upsample_sampler, filmstrip)))
         for preview, progress, gallery, notes in render(events, store, user_of(request)):
@@ -69,6 +71,7 @@ def build(backend: Backend) -> TabHandles:
             upload_guard(editor)
             prompt = widgets.prompt_box("what the painted strokes should become",
                                         label="Prompt for the sketch")
+            negative_prompt = widgets.negative_box()
             buttons = widgets.run_buttons("Edit from sketch")
             strength = strength_slider(0.7, "How far from the strokes: 0 keeps them as "
                                             "painted, 1 ignores their colours (inpainting).")
@@ -83,10 +86,11 @@ def build(backend: Backend) -> TabHandles:
                               height=420, elem_id="sketch-result")
 
     inputs = [editor, prompt, strength, batch_size, seed, guidance_scale, mask_grow,
-              mask_feather, *sampling.inputs()]
+              mask_feather, *sampling.inputs(), negative_prompt]
     widgets.wire_runs(sketch, buttons, prompt, inputs, [*area.outputs(), result], "sketch")
     controls = {"sketch_editor": editor, "prompt": prompt, "strength": strength,
                 "batch_size": batch_size, "seed": seed, "guidance_scale": guidance_scale,
-                "mask_grow": mask_grow, "mask_feather": mask_feather, **sampling.by_name()}
+                "mask_grow": mask_grow, "mask_feather": mask_feather, **sampling.by_name(),
+                "negative_prompt": negative_prompt}
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)

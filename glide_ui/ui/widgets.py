@@ -21,6 +21,7 @@ from glide_ui.pipelines.requests import (
     UPSAMPLE_TEMP_RANGE,
     respacing_steps,
 )
+from glide_ui.settings import SETTINGS
 from glide_ui.ui.backend import GPU_QUEUE
 from glide_ui.ui.gpu import on_gpu
 from glide_ui.ui.streaming import RunArea, idle_progress
@@ -84,6 +85,15 @@ def pipeline_checked(component: C) -> C:
 def prompt_box(placeholder: str, label: str = "Prompt") -> gr.Textbox:
     return gr.Textbox(label=label, placeholder=placeholder, lines=2, max_lines=4,
                       elem_classes=["glide-prompt"])
+
+
+def negative_box() -> gr.Textbox:
+    """The negative prompt: what classifier-free guidance steers away from."""
+    setting = SETTINGS["negative_prompt"]
+    return gr.Textbox(setting.default, label=setting.label, lines=1, max_lines=3,
+                      placeholder="empty: the empty caption, as the paper",
+                      info=setting.help[0].upper() + setting.help[1:] + ".",
+                      elem_classes=["glide-negative"])
 
 
 def batch_slider(value: int = 1) -> gr.Slider:

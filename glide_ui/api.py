@@ -85,7 +85,9 @@ class GlideOutput:
         """Write each image as a PNG with its recipe into `folder` (made if needed), named
         after the recipe ("glide-text2im-a-corgi-42.png"), never over an existing file,
         even one another thread or process writes at the same moment (then "-2", "-3"...).
-        Returns the paths, in the order of `images`.
+        Returns the paths, in the order of `images`. An image's filmstrip (see
+        `filmstrips`) goes beside it, written the same way: NAME-filmstrip.webp and its
+        contact sheet NAME-filmstrip.png.
 
         Raises FolderError (a GlideUIError and an OSError) saying why when `folder` cannot
         be made or written into, or the disk fills up; the images stay here, to be saved
@@ -93,10 +95,18 @@ class GlideOutput:
         """
         folder = writable_folder(folder)
         try:
-            return [write_new(folder, recipe.file_stem(), ".png", png_bytes(image, recipe))
+            return [self._save_one(folder, image, recipe)
                     for image, recipe in zip(self.images, self.recipes, strict=True)]
         except OSError as error:
             raise cannot_write(folder, error) from None
+
+    def _save_one(self, folder: Path, image: Image.Image, recipe: Recipe) -> Path:
+        path = write_new(folder, recipe.file_stem(), ".png", png_bytes(image, recipe))
+        strip = self.filmstrips.get(recipe.seed)
+        if strip is not None:  # how it formed, next to it
+            write_new(folder, f"{path.stem}-filmstrip", ".webp", strip[0])
+            write_new(folder, f"{path.stem}-filmstrip", ".png", png_bytes(strip[1]))
+        return path
 
 
 def with_recipe(image: Image.Image, recipe: Recipe) -> Image.Image:

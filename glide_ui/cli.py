@@ -400,10 +400,6 @@ def _write(args: argparse.Namespace, output: Any) -> int:
     for index, path in enumerate(paths):
         label = output.labels[index] if index < len(output.labels) else ""
         print(f"{path}\t{label}" if label else path, flush=True)
-        strip = output.filmstrips.get(output.recipes[index].seed)
-        if strip is not None:  # how it formed, next to it
-            path.with_name(f"{path.stem}-filmstrip.webp").write_bytes(strip[0])
-            strip[1].save(path.with_name(f"{path.stem}-filmstrip.png"))
     return 0
 
 

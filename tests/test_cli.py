@@ -448,3 +448,15 @@ def test_inpaint_takes_shapes_for_the_mask_and_inverts(capsys, tmp_path, glide):
     assert np.array_equal(pixels(path), np.asarray(expected.images[0]))
     code, _, err = run_cli(capsys, "rerun", path, "--image", PHOTO, "--out", tmp_path)
     assert code == 0 and f"same pixels as {path}." in err
+
+
+def test_filmstrips_go_beside_their_pictures_and_never_over_another(capsys, tmp_path):
+    for _ in range(2):  # the same name twice: the second run's files get names of their own
+        code, out, err = run_cli(capsys, "generate", "a corgi", *FAST, "--seed", "5",
+                                 "--filmstrip", "3", "--out", tmp_path)
+        assert code == 0, err
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == sorted(f"glide-text2im-a-corgi-5{n}{end}" for n in ("", "-2")
+                           for end in (".png", "-filmstrip.png", "-filmstrip.webp"))
+    with Image.open(tmp_path / "glide-text2im-a-corgi-5-filmstrip.webp") as film:
+        assert film.n_frames >= 2

@@ -93,3 +93,26 @@ def test_a_finetuned_tiny_base_learns_the_colour_of_its_pictures(tmp_path):
         others = min((after_colour - targets[n]).norm() for n in ("green", "blue"))
         assert after < before - 20, (seed, float(before), float(after))
         assert after < others, (seed, float(after), float(others))
+
+
+@pytest.mark.parametrize("model", ["upsample", "base-inpaint", "upsample-inpaint"])
+def test_the_upsamplers_and_inpainting_models_train_and_sample(data, tmp_path, model):
+    """One LoRA step on each other model (their extra inputs: the 64 px reduction, a
+    random erased box) and a two-step sample from the first picture."""
+    big = colour_folder(tmp_path / "big", size=256) if "upsample" in model else data
+    events = []
+    path = train(big, tmp_path / "run", model=model, steps=1, progress=False,
+                 on_event=events.append, **{**QUICK, "batch_size": 1, "sample_seeds": (0,),
+                                            "sample_steps": 2})
+    finetune = load_finetune(path)
+    assert finetune.model == model and finetune.kind == "lora"
+    size = 256 if "upsample" in model else 64
+    samples = [e for e in events if hasattr(e, "images")]
+    assert [s.step for s in samples] == [0, 1]
+    assert all(image.size == (size, size) for s in samples for image in s.images)
+
+
+def test_fp16_with_loss_scaling_runs(data, tmp_path):
+    path = train(data, tmp_path / "run", steps=1, progress=False,
+                 **{**QUICK, "precision": "fp16"})
+    assert load_finetune(path).recipe["precision"] == "fp16"

@@ -85,7 +85,9 @@ def check(config: TrainConfig) -> TrainConfig:
     _choice("precision", config.precision, PRECISIONS)
     _choice("optimizer", config.optimizer, OPTIMIZERS)
     _choice("fit", config.fit, FITS)
-    for name in ("steps", "batch_size", "accumulate", "checkpoint_every", "sample_steps"):
+    if config.sample_steps < 2:  # one step has no posterior variance to take
+        raise RequestError(f"sample_steps must be at least 2, got {config.sample_steps}.")
+    for name in ("steps", "batch_size", "accumulate", "checkpoint_every"):
         if getattr(config, name) < 1:
             raise RequestError(f"{name} must be at least 1, got {getattr(config, name)}.")
     for name in ("lora_rank", "sample_every", "weight_decay"):

@@ -7,11 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from glide_ui.glide.options import MODEL_NAMES
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from glide_ui.training.config import OPTIMIZERS, PRECISIONS, TrainConfig
+    from glide_ui.training.config import FITS, OPTIMIZERS, PRECISIONS, TrainConfig
 
     default = TrainConfig(data="", out="")
     add = parser.add_argument
@@ -19,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "of path,caption, or .tar WebDataset shards (a file or a folder of them)")
     add("--out", required=True, metavar="RUN_DIR",
         help="the run's folder: checkpoint, fine-tune file, log.csv, samples/")
-    add("--model", choices=MODEL_NAMES, default=default.model, help="the model to fine-tune")
+    add("--model", default=default.model,
+        help="the model to fine-tune: base, upsample, base-inpaint or upsample-inpaint")
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--lora-rank", type=int, default=default.lora_rank, metavar="R",
                       help=f"LoRA rank (default {default.lora_rank})")
@@ -55,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--sample-steps", type=int, default=default.sample_steps, metavar="N")
     add("--seed", type=int, default=default.seed, help="the run's seed (same seed: same run)")
     add("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    add("--fit", choices=["crop", "resize"], default=default.fit,
+    add("--fit", choices=FITS, default=default.fit,
         help="crop: the centre square; resize: squeeze the whole picture")
     add("--flip", action="store_true", help="mirror pictures at random")
     add("--device", help="cpu, cuda, cuda:1 (default: CUDA if present)")

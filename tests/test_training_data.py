@@ -17,10 +17,10 @@ from glide_ui.errors import GlideUIError, RequestError
 from glide_ui.finetunes import FinetuneError, apply_finetune, load_finetune, save_finetune
 from glide_ui.glide.diffusion import create_diffusion
 from glide_ui.models import ModelManager
-from glide_ui.training.config import choose_precision, make_optimizer
 from glide_ui.training.data import DataError, prepare, scan
 from glide_ui.training.lora import add_lora, lora_targets, trainable_state
 from glide_ui.training.objective import hybrid_loss
+from glide_ui.training.precision import choose_precision, make_optimizer
 
 # --- data ---------------------------------------------------------------------------------------
 

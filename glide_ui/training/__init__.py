@@ -9,24 +9,24 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable, Iterator
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from glide_ui.errors import RequestError
 from glide_ui.training.config import TrainConfig
-from glide_ui.training.data import DataError, DataReport, scan
-from glide_ui.training.loop import (
-    DataFound,
-    Finished,
-    Samples,
-    Saved,
-    Started,
-    Step,
-    fine_tune,
-)
 
-__all__ = ["DataError", "DataFound", "DataReport", "Finished", "Samples", "Saved", "Started",
-           "Step", "TrainConfig", "drive", "fine_tune", "scan", "train"]
+# Imported on first use (PEP 562): the CLI reads TrainConfig's defaults without torch.
+_EXPORTS = {"DataError": "data", "DataReport": "data", "scan": "data",
+            **{name: "loop" for name in ("DataFound", "Finished", "Samples", "Saved",
+                                         "Started", "Step", "fine_tune")}}
+
+__all__ = ["TrainConfig", "drive", "train", *_EXPORTS]
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'glide_ui.training' has no attribute {name!r}")
+    return getattr(import_module(f"glide_ui.training.{_EXPORTS[name]}"), name)
 
 SETTINGS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("data", "out"))
 
@@ -42,16 +42,20 @@ def train(data: str | Path, out: str | Path, *, manager: Any = None, progress: b
     if unknown:
         raise RequestError(f"Unknown training setting {', '.join(unknown)}; known: "
                            f"{', '.join(SETTINGS)}.")
+    from glide_ui.training.loop import fine_tune
+
     config = TrainConfig(data=str(data), out=str(out), **settings)
     return drive(fine_tune(config, manager), progress, on_event).finetune
 
 
 def drive(events: Iterator[Any], progress: bool = True,
           on_event: Callable[[Any], None] | None = None,
-          say: Callable[[str], None] | None = None) -> Finished:
+          say: Callable[[str], None] | None = None) -> Any:
     """Run a fine-tuning to the end: a tqdm bar of steps and loss, lines for the data
     report, checkpoints and samples (to `say`, default stderr). The Finished event."""
     from tqdm.auto import tqdm
+
+    from glide_ui.training.loop import DataFound, Finished, Samples, Saved, Started, Step
 
     say = say or (lambda text: tqdm.write(text, file=sys.stderr))
     bar = None

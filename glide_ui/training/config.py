@@ -1,4 +1,4 @@
-"""A fine-tuning run's settings, their checks, and the precision and optimizer they choose."""
+"""A fine-tuning run's settings and their checks (no torch: the CLI reads its defaults)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from glide_ui.errors import RequestError
-from glide_ui.glide.options import MODEL_NAMES
-from glide_ui.training.data import FITS
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+FITS = ("crop", "resize")
 OPTIMIZERS = ("adamw", "adamw8bit")
 
 # Settings that do not change the weights a run makes: a resume may change them.
@@ -81,6 +78,8 @@ def check(config: TrainConfig) -> TrainConfig:
     """`config` with tuples for lists; raises RequestError naming the first bad setting."""
     config = dataclasses.replace(config, sample_prompts=tuple(config.sample_prompts),
                                  sample_seeds=tuple(int(s) for s in config.sample_seeds))
+    from glide_ui.glide.options import MODEL_NAMES
+
     _choice("model", config.model, MODEL_NAMES)
     _choice("precision", config.precision, PRECISIONS)
     _choice("optimizer", config.optimizer, OPTIMIZERS)
@@ -104,48 +103,3 @@ def _choice(name: str, value: Any, choices: Iterable[Any]) -> None:
     if value not in choices:
         raise RequestError(f"{name} must be one of {', '.join(map(str, choices))}; "
                            f"got {value!r}.")
-
-
-@dataclass(frozen=True)
-class Precision:
-    """How the forward pass runs: an autocast dtype (None: float32) and loss scaling."""
-
-    name: str
-    autocast: torch.dtype | None
-    scaled: bool  # fp16: scale the loss so small gradients do not underflow
-
-
-def choose_precision(requested: str, device_type: str, bf16_ok: bool) -> Precision:
-    """"auto": bf16 where the hardware computes it (a CPU with AVX512-BF16/AMX, a recent
-    GPU), else fp16 with loss scaling on CUDA, else float32. Raises RequestError for bf16
-    asked where it is not computed natively."""
-    if requested == "auto":
-        requested = "bf16" if bf16_ok else ("fp16" if device_type == "cuda" else "fp32")
-    if requested == "bf16" and not bf16_ok:
-        raise RequestError(f"This {device_type} does not compute in bf16; use fp32"
-                           f"{' or fp16' if device_type == 'cuda' else ''}.")
-    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    return Precision(requested, dtypes[requested], requested == "fp16")
-
-
-def bf16_supported(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def make_optimizer(parameters: list[torch.nn.Parameter], config: TrainConfig,
-                   device: torch.device) -> torch.optim.Optimizer:
-    """AdamW, or bitsandbytes' 8-bit AdamW on CUDA. Raises RequestError where it cannot."""
-    if config.optimizer == "adamw8bit":
-        if device.type != "cuda":
-            raise RequestError("8-bit AdamW (bitsandbytes) runs on CUDA only; use the "
-                               "adamw optimizer on this machine.")
-        try:
-            import bitsandbytes
-        except ImportError:
-            raise RequestError("8-bit AdamW needs the bitsandbytes package: "
-                               "pip install bitsandbytes") from None
-        return bitsandbytes.optim.AdamW8bit(parameters, lr=config.lr,
-                                            weight_decay=config.weight_decay)
-    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)

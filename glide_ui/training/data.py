@@ -28,9 +28,9 @@ from PIL import Image
 
 from glide_ui.errors import GlideUIError, RequestError
 from glide_ui.images import load_image, pil_to_tensor
+from glide_ui.training.config import FITS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-FITS = ("crop", "resize")
 
 
 class DataError(GlideUIError):

@@ -31,6 +31,7 @@ from glide_ui.glide.diffusion import create_diffusion
 from glide_ui.images import save_png, tensor_to_pil
 from glide_ui.models import ModelManager
 from glide_ui.training import config as cfg
+from glide_ui.training import precision as prec
 from glide_ui.training.batches import Batch, Examples
 from glide_ui.training.data import DataReport, scan
 from glide_ui.training.lora import add_lora, load_trainable_state, lora_targets, trainable_state
@@ -105,7 +106,7 @@ def fine_tune(config: cfg.TrainConfig, manager: ModelManager | None = None) -> I
     state = _resume_state(out, config)
     yield DataFound(report)
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    precision = cfg.choose_precision(config.precision, device.type, cfg.bf16_supported(device))
+    precision = prec.choose_precision(config.precision, device.type, prec.bf16_supported(device))
     run = _Run(config, manager, report, out, device, precision)
     if state is not None:
         run.restore(state)
@@ -137,7 +138,7 @@ def _resume_state(out: Path, config: cfg.TrainConfig) -> dict[str, Any] | None:
 
 class _Run:
     def __init__(self, config: cfg.TrainConfig, manager: ModelManager, report: DataReport,
-                 out: Path, device: torch.device, precision: cfg.Precision) -> None:
+                 out: Path, device: torch.device, precision: prec.Precision) -> None:
         self.config, self.report, self.out = config, report, out
         self.device, self.precision = device, precision
         self.name = config.model
@@ -148,7 +149,7 @@ class _Run:
         self.examples = Examples(report.items, opts, config.seed, self.diffusion.num_timesteps,
                                  config.caption_dropout, config.fit, config.flip)
         self.parameters = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = cfg.make_optimizer(self.parameters, config, device)
+        self.optimizer = prec.make_optimizer(self.parameters, config, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision.scaled)
         self.step = 0
         self.finetune_path = out / f"{out.resolve().name}.safetensors"

@@ -18,6 +18,8 @@ Full-size GLIDE models with random weights (no checkpoint needed). Sections:
   previews  what live previews add to a run (bench.pipeline)
   fast      a whole default sample against the Fast preset, base and upsampler
             (estimated from per-step times through the pipeline, bench.solvers)
+  training  one fine-tuning step of the full-size base, LoRA and full: seconds per step
+            and peak RSS, each in its own process (bench.training)
   gpu       only when CUDA is present (bench.gpu)
 The machine's load average is recorded at the start and end: on a shared machine wall
 times stretch, so process CPU time is recorded beside them.
@@ -37,7 +39,7 @@ from unittest import mock
 import psutil
 import torch
 
-from bench import levers, peak, solvers, steps
+from bench import levers, peak, solvers, steps, training
 from bench.forward import CASES, count_flops, make_inputs
 from bench.pipeline import FullSizeRandomManager, preview_overhead, print_preview_overhead
 from glide_ui import models
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lever-runs", type=int, default=3, help="timed forwards per lever")
     parser.add_argument("--skip-levers", action="store_true")
     parser.add_argument("--preview-runs", type=int, default=1)
+    parser.add_argument("--train-steps", type=int, default=3, help="timed training steps")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     report: dict[str, Any] = {"machine": machine()}
@@ -225,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
         for name in CASES:
             report["levers"][name] = levers.measure(name, args.lever_runs)
             levers.print_levers(name, report["levers"][name])
+    report["training"] = training.measure(args.train_steps)
+    training.print_report(report["training"])
     if torch.cuda.is_available():
         from bench import gpu
 

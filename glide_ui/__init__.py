@@ -25,6 +25,7 @@ _EXPORTS = {
     "GlideUIError": "glide_ui.errors",
     "RequestError": "glide_ui.errors",
     "Cancelled": "glide_ui.errors",
+    "train": "glide_ui.training",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs (redundant aliases mark re-expor
     from glide_ui.images import save_png as save_png
     from glide_ui.models import ModelManager as ModelManager
     from glide_ui.recipe import Recipe as Recipe
+    from glide_ui.training import train as train
 
 
 def __getattr__(name: str) -> Any:

@@ -49,7 +49,7 @@ from glide_ui.pipelines.rank import DEFAULT_RANKER, check_rank_count
 from glide_ui.pipelines.requests import MAX_BATCH_SIZE
 from glide_ui.pipelines.sweep import in_turn
 from glide_ui.pipelines.text2im import upsample_picked
-from glide_ui.recipe import Recipe
+from glide_ui.recipe import Recipe, finetune_notes
 from glide_ui.settings import canonical
 
 log = logging.getLogger("glide_ui")
@@ -146,10 +146,10 @@ class Glide:
                  dtype: str | None = None, max_memory: int | str | None = None,
                  checkpoints: str | Path | None = None, cache_dir: str | Path | None = None,
                  progress: bool | None = True, on_status: StatusCallback | None = None,
-                 manager: ModelManager | None = None) -> None:
+                 manager: ModelManager | None = None, finetunes: Any = None) -> None:
         self.manager = manager or ModelManager(
             model_set=models, device=device, dtype=dtype, max_memory=max_memory,
-            checkpoints_dir=checkpoints, cache_dir=cache_dir)
+            checkpoints_dir=checkpoints, cache_dir=cache_dir, finetunes=finetunes)
         self.progress = progress
         self.on_status = on_status or self._show_status
 
@@ -481,11 +481,13 @@ def reproduction_notes(original: Recipe, again: Recipe) -> list[str]:
     if models:
         notes.append(f"Other weights than those that made the image: {', '.join(models)} "
                      "(the checkpoint files differ).")
+    notes.extend(finetune_notes(original.settings.get("finetunes") or {},
+                                again.settings.get("finetunes") or {}))
     # A setting added since the original was made counts as its default there.
     kind = JOBS[again.pipeline].request if again.pipeline in JOBS else None
     defaults = {f.name: f.default for f in fields(kind)} if kind else {}
     settings = sorted(key for key in original.settings.keys() | again.settings.keys()
-                      if key not in _PLACE
+                      if key not in (*_PLACE, "finetunes")
                       and original.settings.get(key, defaults.get(key))
                       != again.settings.get(key))
     if settings:

@@ -156,6 +156,13 @@ def _add_job_arguments(parser: argparse.ArgumentParser, job: str) -> None:
                                                       for name, value in FAST_PRESET.items())
                                  + " (flags given as well win)")
     _add_output_arguments(parser)
+    _add_finetune_argument(parser)
+
+
+def _add_finetune_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--finetune", action="append", metavar="FILE[:SCALE]",
+                        help="use a fine-tune made by `glide-ui train` (LoRA scale, default "
+                             "1; 0 gives the base model's pixels); repeatable, one per model")
 
 
 def cli_settings(job: str) -> list[Setting]:
@@ -287,6 +294,7 @@ def build_parser() -> Parser:
     rerun.add_argument("--mask", type=existing_file,
                        help="an inpainting's mask (a sketch's strokes)")
     _add_output_arguments(rerun)
+    _add_finetune_argument(rerun)
     rerun.set_defaults(models=None, device=None, dtype=None)  # the recipe's, unless given
 
     download = command("download", _download, "Fetch and verify checkpoints ahead of time.",
@@ -303,6 +311,13 @@ def build_parser() -> Parser:
     history.add_argument("history_args", nargs=argparse.REMAINDER, metavar="...",
                          help="--rebuild | --sync | --search WORDS [--outputs DIR] [--user U]")
 
+    train = command("train", _train, "Fine-tune a model on your own captioned pictures "
+                    "(LoRA or every weight); writes a fine-tune file that --finetune uses.",
+                    models=None)
+    from glide_ui import train_cli
+
+    train_cli.add_arguments(train)
+
     models = command("models", _models, "List the checkpoints: which are here, their "
                      "sizes, which are missing.", models=None)
     models.add_argument("--json", action="store_true")
@@ -310,6 +325,17 @@ def build_parser() -> Parser:
 
 
 # ----------------------------------------------------------------------------- running
+
+
+def _train(args: argparse.Namespace) -> int:
+    from glide_ui.errors import RequestError
+    from glide_ui.train_cli import run as train
+    from glide_ui.training.data import DataError
+
+    try:
+        return train(args)
+    except (DataError, RequestError) as error:  # bad data or settings: before any training
+        return _fail(str(error), EXIT_USAGE)
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -380,6 +406,7 @@ def _glide(args: argparse.Namespace, **place: Any):
     place = {"models": args.models, "device": args.device, "dtype": args.dtype, **place}
     return Glide(place.pop("models"), **place, max_memory=args.max_memory,
                  checkpoints=args.checkpoints, progress=None,
+                 finetunes=getattr(args, "finetune", None),
                  on_status=lambda status: _say(args, status.text, status.level == "warning"))
 
 

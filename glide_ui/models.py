@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from glide_ui import checkpoints as ckpt
+from glide_ui import finetunes as ft
 from glide_ui import heap
 from glide_ui.compute import ComputePath, choose_path
 from glide_ui.errors import GlideUIError
@@ -227,13 +228,17 @@ class ModelManager:
     model_set: "official" (checkpoint files) or "tiny" (seeded random weights, no files).
     max_memory: bytes (or "8GB") the weights may take; default GLIDE_MAX_MEMORY, else a
     share of the RAM / VRAM. on_progress: called with download progress (any thread).
+    finetunes: model name -> fine-tune file or (file, scale), or a list of files, (file,
+    scale) pairs or "FILE[:SCALE]" texts (each file names its model); see `use_finetune`.
     """
 
     def __init__(self, model_set: str = "official", device: str | torch.device | None = None,
                  dtype: str | torch.dtype | None = None, max_memory: int | str | None = None,
                  checkpoints_dir: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None,
-                 on_progress: Callable[[ckpt.DownloadProgress], None] | None = None) -> None:
+                 on_progress: Callable[[ckpt.DownloadProgress], None] | None = None,
+                 finetunes: Mapping[str, ft.Choice] | Sequence[ft.Choice] | None = None
+                 ) -> None:
         if model_set not in MODEL_SETS:
             raise GlideUIError(f"Unknown model set {model_set!r}; use one of {MODEL_SETS}.")
         self.model_set = model_set
@@ -256,6 +261,9 @@ class ModelManager:
         self._paths: dict[str, Path] = {}
         self._hashes: dict[str, str] = {}
         self._clock = itertools.count()
+        self._finetunes: dict[str, tuple[ft.Finetune, float]] = {}
+        for name, path, scale in ft.finetune_choices(finetunes):
+            self.use_finetune(name, path, scale)
 
     @property
     def tiny(self) -> bool:
@@ -304,6 +312,45 @@ class ModelManager:
             del self._entries[name]
         self._free_memory()
         return True
+
+    # ------------------------------------------------------------------ fine-tunes
+
+    def use_finetune(self, name: str, path: str | os.PathLike | None,
+                     scale: float = 1.0) -> None:
+        """Run `name` with the fine-tune file at `path` (LoRA merged at `scale`, full
+        weights blended by it), or as published for None. Takes effect at the next load:
+        a loaded copy is released. Raises FinetuneError for a file that does not fit
+        `name`, GlideUIError while a request is using `name`."""
+        self._check_name(name)
+        chosen = None
+        if path is not None:
+            finetune = ft.load_finetune(path)
+            ft.check_fits(finetune, name, self.options(name))
+            chosen = (finetune, float(scale))
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is not None and entry.in_use:
+                raise GlideUIError(f"{name} is in use; change its fine-tune when the "
+                                   "running request ends.")
+            self._entries.pop(name, None)
+            if chosen is None:
+                self._finetunes.pop(name, None)
+            else:
+                self._finetunes[name] = chosen
+
+    def finetune_record(self, name: str) -> dict[str, Any] | None:
+        """What a recipe records about `name`'s fine-tune (name, sha256, kind, scale)."""
+        with self._lock:
+            chosen = self._finetunes.get(name)
+        return None if chosen is None else chosen[0].record(chosen[1])
+
+    def training_copy(self, name: str) -> nn.Module:
+        """A fresh float32 CPU copy of `name`'s published (or tiny) weights, contiguous,
+        in train mode, outside the budget: what a fine-tuning run starts from."""
+        self._check_name(name)
+        options = self.options(name)
+        model = _build_tiny(name, options) if self.tiny else self._load_official(name, options)
+        return model.float().train()
 
     def options(self, name: str) -> dict[str, Any]:
         self._check_name(name)
@@ -440,6 +487,10 @@ class ModelManager:
             model = _build_tiny(name, options)
         else:
             model = self._load_official(name, options)
+        with self._lock:
+            chosen = self._finetunes.get(name)
+        if chosen is not None:
+            ft.apply_finetune(model.float(), *chosen)
         return _prepare(model, self.path)
 
     def _load_official(self, name: str, options: dict[str, Any]) -> nn.Module:

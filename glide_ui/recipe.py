@@ -63,3 +63,25 @@ def slug(text: str) -> str:
 
 def _title(key: str) -> str:
     return key.replace("_", " ").capitalize()
+
+
+def finetune_notes(made: dict[str, Any], here: dict[str, Any]) -> list[str]:
+    """A warning per model whose fine-tune (or its scale) differs from the recipe's."""
+    notes = []
+    for name in sorted(made.keys() | here.keys()):
+        was, now = made.get(name), here.get(name)
+        if was == now:
+            continue
+        if was and not now:
+            notes.append(f"It was made with the fine-tune {was['name']} (sha256 "
+                         f"{was['sha256'][:12]}..., scale {was['scale']:g}) for {name}, which "
+                         "this run does not use: the image will differ. Load it with "
+                         "--finetune / finetunes= to make it again.")
+        elif now and not was:
+            notes.append(f"This run uses the fine-tune {now['name']} for {name}; the image "
+                         "was made without one: the image will differ.")
+        else:
+            notes.append(f"It was made with the fine-tune {was['name']} at scale "
+                         f"{was['scale']:g} for {name}; this run uses {now['name']} at scale "
+                         f"{now['scale']:g}: the image will differ.")
+    return notes

@@ -21,10 +21,13 @@ RANKS = {
     "glide_ui.files": 0.5,  # uses errors; every writer of files (images too) uses it
     "glide_ui.images": 1, "glide_ui.checkpoints": 1, "glide_ui.compute": 1,
     "glide_ui.openai_clip": 2, "glide_ui.history": 2,
+    "glide_ui.finetunes": 2.5,  # fine-tune files: read, checked, merged into weights
     "glide_ui.models": 3,
     "glide_ui.pipelines": 4,
+    "glide_ui.training": 4.5,  # fine-tuning: samples with the pipelines' stages
     "glide_ui.api": 5, "glide_ui.ui": 5, "glide_ui.replicas": 5,
     "glide_ui.server": 6,
+    "glide_ui.train_cli": 6.5,  # the `train` command's flags and run, under the cli
     "glide_ui.cli": 7,
     "glide_ui.__main__": 8,
 }

@@ -34,8 +34,12 @@ def _conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, padding=1)
 
 
-def _pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-    """A kernel-1 Conv1d applied to token-major x [B, T, C_in] -> [B, T, C_out]."""
+def _pointwise(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A kernel-1 Conv1d applied to token-major x [B, T, C_in] -> [B, T, C_out].
+
+    A wrapped layer (a training adapter, e.g. peft's LoRA) runs its own forward."""
+    if type(conv) is not nn.Conv1d:
+        return conv(x.transpose(1, 2)).transpose(1, 2)
     return linear(x, conv.weight[..., 0], conv.bias, conv)
 
 

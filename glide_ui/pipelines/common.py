@@ -288,10 +288,22 @@ def recipe_settings(request: Request, manager: Any, **extra: Any) -> dict[str, A
     return settings
 
 
+def finetune_records(manager: Any, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Model name -> its fine-tune's record (name, sha256, kind, scale), for those using one."""
+    record = getattr(manager, "finetune_record", None)
+    if record is None:
+        return {}
+    records = {name: record(name) for name in names}
+    return {name: value for name, value in records.items() if value is not None}
+
+
 def make_recipes(pipeline: str, request: Request, seeds: Sequence[int], manager: Any,
                  names: Sequence[str], **extra: Any) -> list[Recipe]:
     """One recipe per image: the same settings and models, the image's own seed."""
     settings = recipe_settings(request, manager, **extra)
     models = {name: manager.checkpoint_id(name) for name in names}
+    finetunes = finetune_records(manager, names)
+    if finetunes:
+        settings["finetunes"] = finetunes
     return [Recipe(pipeline=pipeline, prompt=request.prompt, seed=seed, settings=settings,
                    models=models) for seed in seeds]

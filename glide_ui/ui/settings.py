@@ -9,12 +9,13 @@ from glide_ui import __version__
 from glide_ui.errors import RequestError
 from glide_ui.models import TINY_CHECKPOINT_PREFIX
 from glide_ui.pipelines.requests import respacing_steps
-from glide_ui.recipe import Recipe
+from glide_ui.recipe import Recipe, finetune_notes
 from glide_ui.settings import SETTINGS, added_later, canonical
 
 FILMSTRIP_FRAMES = 24  # per stage, when the page's "Keep a filmstrip" is ticked
 # Recipe settings that record where and from what an image was made (not widgets).
-RECORD_ONLY = ("device", "dtype", "compute_path", "image_size", "image_sha256", "mask_sha256")
+RECORD_ONLY = ("device", "dtype", "compute_path", "image_size", "image_sha256", "mask_sha256",
+               "finetunes")
 def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: str,
                     upsample_temp: float, base_respacing: str | None = "",
                     upsample_sampler: str = "ddim", filmstrip: bool = False) -> dict[str, Any]:
@@ -98,6 +99,10 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
             and settings["compute_path"] != manager.path.describe():
         notes.append(f"It was made with other CPU kernels ({settings['compute_path']}; here: "
                      f"{manager.path.describe()}): the pixels may differ slightly.")
+    record = getattr(manager, "finetune_record", lambda name: None)
+    used = {name: record(name) for name in recipe.models}
+    notes.extend(finetune_notes(settings.get("finetunes") or {},
+                                {name: value for name, value in used.items() if value}))
     other = [name for name, checkpoint in recipe.models.items()
              if _other_weights(name, checkpoint, manager)]
     if other:

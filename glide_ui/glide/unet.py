@@ -36,7 +36,7 @@ def _conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
 
 def _pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     """A kernel-1 Conv1d applied to token-major x [B, T, C_in] -> [B, T, C_out]."""
-    return linear(x, conv.weight[..., 0], conv.bias, conv)
+    return linear(x, conv)
 
 
 def _resample(x: torch.Tensor, direction: str | None) -> torch.Tensor:
@@ -69,7 +69,7 @@ class ResBlock(nn.Module):
         h = conv2d(conv, _resample(norm_silu(norm, x), self.resample))
         x = _resample(x, self.resample)
         act, dense = self.emb_layers
-        scale_shift = linear(act(emb), dense.weight, dense.bias, dense)
+        scale_shift = linear(act(emb), dense)
         scale, shift = scale_shift[..., None, None].chunk(2, dim=1)
         norm, _, dropout, conv = self.out_layers
         skip = self.skip_connection

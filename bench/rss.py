@@ -8,8 +8,10 @@ one image (the base models: 2 rows, as classifier-free guidance runs them, at 64
 upsamplers: 1 row at 256 px). Printed per run:
 
   peak    the process's peak RSS (ru_maxrss) minus its RSS before the load, over the
-          model's weight bytes in that dtype: targets 1.15 (64 px) and 1.5 (256 px,
-          whose activations are about 0.3 x the weights)
+          model's weight bytes in that dtype, at the end of the first forward: targets
+          1.15 (64 px) and 1.5 (256 px, whose activations are about 0.3 x the weights);
+          beside it the same after a second forward (the steady state of a request: the
+          heap keeps the activations' memory between steps, glide_ui.heap)
   after   RSS growth once the request is over (the manager hands the heap back), against
           the bytes the manager counts for the model (`ManagerStatus.used_bytes`)
   load    seconds of `ModelManager.get` (wall; the machine's load average beside it)
@@ -120,12 +122,16 @@ def _child(name: str, path: str, channels: int | None = None,
             out = model(**inputs)
         forward = time.perf_counter() - start
         assert torch.isfinite(out).all()
+        peak = _peak_rss() - baseline
+        with torch.inference_mode():
+            model(**inputs)  # the steady state: a request's later steps
+        steady = _peak_rss() - baseline
     del out
     from glide_ui.models import model_bytes
 
     return {"model": name, "path": path, "compute_path": manager.path.describe(),
             "weights_bytes": model_bytes(model), "baseline_rss": baseline,
-            "peak_growth": _peak_rss() - baseline, "after_growth": _rss() - baseline,
+            "peak_growth": peak, "steady_growth": steady, "after_growth": _rss() - baseline,
             "manager_bytes": manager.status().used_bytes, "load_s": load,
             "forward_s": forward, "load_average": os.getloadavg()[0]}
 
@@ -144,6 +150,7 @@ def run_child(name: str, path: str, channels: int | None = None,
     result = json.loads(output.strip().splitlines()[-1])
     size = 256 if name.startswith("upsample") else 64
     result["ratio"] = result["peak_growth"] / result["weights_bytes"]
+    result["steady_ratio"] = result["steady_growth"] / result["weights_bytes"]
     result["target"] = TARGETS[size]
     result["manager_vs_rss"] = result["manager_bytes"] / result["after_growth"]
     return result
@@ -155,7 +162,8 @@ def describe(result: dict[str, Any]) -> str:
     return (f"{result['model']:16s} {result['path']:5s} weights "
             f"{result['weights_bytes'] / gib:.2f} GiB: peak RSS growth "
             f"{result['peak_growth'] / gib:.2f} GiB = x{result['ratio']:.2f} ({verdict} "
-            f"<= {result['target']}); after the request {result['after_growth'] / gib:.2f} "
+            f"<= {result['target']}); after a second forward x{result['steady_ratio']:.2f}; "
+            f"after the request {result['after_growth'] / gib:.2f} "
             f"GiB, the manager counts {result['manager_bytes'] / gib:.2f} GiB "
             f"(x{result['manager_vs_rss']:.3f}); load {result['load_s']:.1f} s, forward "
             f"{result['forward_s']:.1f} s (load average {result['load_average']:.1f})")

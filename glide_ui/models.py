@@ -174,7 +174,7 @@ def tiny_seed(name: str) -> int:
     return NAMES.index(name)
 
 
-_CHUNK = 1 << 18  # values of noise made at once while randomizing (1 MiB in float32)
+_CHUNK = 1 << 21  # values of noise made at once while randomizing (8 MiB in float32)
 
 
 def _randomize(model: nn.Module, seed: int) -> None:
@@ -197,6 +197,8 @@ def _randomize(model: nn.Module, seed: int) -> None:
                     noise.mul_(0.2).add_(1)
                 else:
                     noise.mul_(0.1)
+                if noise.dim() == 4 and rows.is_contiguous(memory_format=torch.channels_last):
+                    noise = noise.contiguous(memory_format=torch.channels_last)  # fast copy
                 rows.copy_(noise)
 
 

@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     if torch.cuda.is_available():
         from bench import gpu
 
-        report["gpu"] = gpu.figures()
+        report["gpu"] = gpu.figures(gpu.cuda_target())
         gpu.print_figures(report["gpu"])
     else:
         print("no CUDA device: no GPU figures")

@@ -62,6 +62,19 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+@dataclass(frozen=True)
+class CudaCapability:
+    """What a CUDA device can do: its name and whether it computes bf16 (compute
+    capability 8.0, Ampere, and later)."""
+
+    name: str
+    bf16: bool
+
+
+def this_cuda(device: torch.device) -> CudaCapability:
+    return CudaCapability(torch.cuda.get_device_name(device), torch.cuda.is_bf16_supported())
+
+
 def this_cpu() -> CpuCapability:
     return CpuCapability(torch.backends.cpu.get_cpu_capability(), cpu_has_native_bf16(),
                          PREPACKED_DTYPES)
@@ -76,6 +89,7 @@ class ComputePath:
     channels_last: bool = False
     prepacked: bool = False
     notice: str = ""
+    batch_images: bool = False  # a request's images in one model call (else one by one)
 
     def describe(self) -> str:
         """E.g. "cpu, fp32, channels_last, oneDNN-prepacked weights"."""
@@ -116,15 +130,18 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 def choose_path(device: str | torch.device | None = None,
                 dtype: str | torch.dtype | None = None,
-                cpu: CpuCapability | None = None) -> ComputePath:
+                cpu: CpuCapability | None = None,
+                cuda: CudaCapability | None = None) -> ComputePath:
     """The path for `device` and `dtype` (None: this machine's defaults, see the module).
 
-    cpu: the CPU's capability (default: this one's; tests pass others). Raises
-    GlideUIError for a device that is not there or a dtype the device cannot run.
+    cpu, cuda: the device's capability (default: this machine's; tests pass others).
+    Raises GlideUIError for a device that is not there or a dtype the device cannot run.
     """
-    resolved = resolve_device(device)
+    resolved = resolve_device(device) if cuda is None else torch.device(device or "cuda")
+    if resolved.type == "cuda":
+        return _cuda_path(resolved, dtype, cuda)
     if resolved.type != "cpu":
-        return ComputePath(resolved, _accelerator_dtype(dtype, resolved))
+        return ComputePath(resolved, _parse_dtype(dtype) if dtype else torch.float32)
     cpu = cpu or this_cpu()
     chosen = _parse_dtype(dtype) if dtype is not None else _cpu_default(cpu)
     if chosen == torch.float16:
@@ -143,15 +160,16 @@ def _cpu_default(cpu: CpuCapability) -> torch.dtype:
     return torch.float32
 
 
-def _accelerator_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    if dtype is None:
-        return torch.float16 if device.type == "cuda" else torch.float32
-    chosen = _parse_dtype(dtype)
-    if (chosen == torch.bfloat16 and device.type == "cuda"
-            and not torch.cuda.is_bf16_supported()):
-        raise GlideUIError(f"This GPU ({torch.cuda.get_device_name(device)}) has no bf16; "
-                           "use --dtype fp16 or fp32.")
-    return chosen
+def _cuda_path(device: torch.device, dtype: str | torch.dtype | None,
+               gpu: CudaCapability | None) -> ComputePath:
+    """fp16 by default; contiguous; a request's images batched into one model call (a
+    GPU is far from full with one image's rows). gpu: asked of the device only for bf16."""
+    chosen = _parse_dtype(dtype) if dtype is not None else torch.float16
+    if chosen == torch.bfloat16 and gpu is None:
+        gpu = this_cuda(device)
+    if chosen == torch.bfloat16 and not gpu.bf16:
+        raise GlideUIError(f"This GPU ({gpu.name}) has no bf16; use --dtype fp16 or fp32.")
+    return ComputePath(device, chosen, batch_images=True)
 
 
 def _parse_dtype(dtype: str | torch.dtype) -> torch.dtype:

@@ -29,7 +29,7 @@ from glide_ui import finetunes as ft
 from glide_ui import heap
 from glide_ui.compute import ComputePath, choose_path
 from glide_ui.errors import GlideUIError
-from glide_ui.glide.nn import packed_bytes, prepack_allowance
+from glide_ui.glide.nn import prepack_allowance, resident_bytes
 from glide_ui.glide.options import MODEL_NAMES, clip_config, full_options, tiny_options
 
 log = logging.getLogger(__name__)
@@ -96,11 +96,13 @@ class _Entry:
     weights: int
     last_used: int
     in_use: int = 0
-    allowance: int = 0  # kept for oneDNN's prepacked weight copies (bf16 on the CPU)
+    allowance: int = 0  # kept for prepacked weight copies that do not replace the weights
 
     @property
     def bytes(self) -> int:
-        return self.weights + max(self.allowance, packed_bytes(self.model))
+        """What the model holds (a packed weight in place of its plain tensor), at least
+        what it was given room for."""
+        return max(self.weights + self.allowance, resident_bytes(self.model))
 
 
 # ----------------------------------------------------------------------------- settings
@@ -173,33 +175,56 @@ def tiny_seed(name: str) -> int:
     return NAMES.index(name)
 
 
+_CHUNK = 1 << 21  # values of noise made at once while randomizing (8 MiB in float32)
+
+
 def _randomize(model: nn.Module, seed: int) -> None:
     """Seeded weights with no zero tensor (as the reference fixtures' tiny models have):
-    matrices N(0, 1/fan_in), norm gains 1 + 0.2 N, other vectors 0.1 N."""
+    matrices N(0, 1/fan_in), norm gains 1 + 0.2 N, other vectors 0.1 N.
+
+    Made a few rows at a time where a row is a multiple of 16 values: torch draws normal
+    values 16 at a time, so the values are those of one draw per tensor, and no float32
+    copy of a large tensor is ever made."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for key, tensor in model.state_dict().items():
             if not tensor.is_floating_point():
                 continue
-            noise = torch.randn(tensor.shape, generator=generator, dtype=torch.float32)
-            if tensor.dim() >= 2:
-                values = noise / (tensor[0].numel() ** 0.5)
-            elif key.endswith(("weight", ".g")):  # norm gains ("g" in the CLIP encoders)
-                values = 1 + 0.2 * noise
-            else:
-                values = 0.1 * noise
-            tensor.copy_(values)
+            for rows in _row_chunks(tensor):
+                noise = torch.randn(rows.shape, generator=generator, dtype=torch.float32)
+                if tensor.dim() >= 2:
+                    noise.div_(tensor[0].numel() ** 0.5)
+                elif key.endswith(("weight", ".g")):  # norm gains ("g" in the CLIP encoders)
+                    noise.mul_(0.2).add_(1)
+                else:
+                    noise.mul_(0.1)
+                if noise.dim() == 4 and rows.is_contiguous(memory_format=torch.channels_last):
+                    noise = noise.contiguous(memory_format=torch.channels_last)  # fast copy
+                rows.copy_(noise)
 
 
-def _build_tiny(name: str, options: dict[str, Any]) -> nn.Module:
+def _row_chunks(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """`tensor` as consecutive blocks of whole rows of about `_CHUNK` values, where its
+    rows are a multiple of 16 values (else whole)."""
+    row = tensor[0].numel() if tensor.dim() >= 2 else 0
+    if not row or row % 16 or tensor.numel() <= _CHUNK:
+        return [tensor]
+    return list(tensor.split(max(1, _CHUNK // row)))
+
+
+def _build_tiny(name: str, options: dict[str, Any], path: ComputePath) -> nn.Module:
     seed = tiny_seed(name)
     if name in ckpt.OPENAI_CLIP_NAMES:
         from glide_ui.openai_clip import tiny_openai_clip
 
         return tiny_openai_clip(seed)
     # Built on meta and filled from our own generator: no default init, no global RNG use.
-    with torch.device("meta"):
-        model = _build(name, options)
+    # Allocated in the path's dtype and memory format (the float32 values rounded as
+    # `.to(dtype)` would round them): no second copy of any weight is ever made.
+    with ckpt.meta_device():
+        model = _build(name, options).to(path.dtype)
+        if path.channels_last:
+            model.to(memory_format=torch.channels_last)
     model = model.to_empty(device="cpu")
     _randomize(model, seed)
     return model
@@ -484,7 +509,7 @@ class ModelManager:
     def _load(self, name: str) -> nn.Module:
         options = self.options(name)
         if self.tiny:
-            model = _build_tiny(name, options)
+            model = _build_tiny(name, options, self.path)
         else:
             model = self._load_official(name, options)
         with self._lock:

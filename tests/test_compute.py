@@ -112,3 +112,26 @@ def test_a_gpu_index_beyond_the_machine_is_refused(monkeypatch) -> None:
     assert choose_path("cuda:1", "fp32").device == torch.device("cuda:1")
     with pytest.raises(GlideUIError, match="cuda:0 to cuda:1"):
         choose_path("cuda:2")
+
+
+AMPERE = compute.CudaCapability("NVIDIA A10G", bf16=True)
+TURING = compute.CudaCapability("Tesla T4", bf16=False)
+
+
+def test_cuda_defaults_to_fp16_contiguous_with_a_requests_images_batched() -> None:
+    for gpu in (AMPERE, TURING):
+        path = choose_path("cuda", cuda=gpu)
+        assert (path.device, path.dtype) == (torch.device("cuda"), torch.float16)
+        assert path.batch_images and not path.channels_last and not path.prepacked
+        assert choose_path("cuda:1", "fp32", cuda=gpu).device == torch.device("cuda:1")
+
+
+def test_bf16_on_cuda_needs_a_gpu_that_computes_it() -> None:
+    assert choose_path("cuda", "bf16", cuda=AMPERE).dtype == torch.bfloat16
+    with pytest.raises(GlideUIError, match="Tesla T4.*no bf16; use --dtype fp16"):
+        choose_path("cuda", "bf16", cuda=TURING)
+
+
+def test_cpu_paths_call_the_model_one_image_at_a_time() -> None:
+    for cpu in (AVX2, AMX):
+        assert not choose_path("cpu", cpu=cpu).batch_images

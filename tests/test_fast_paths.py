@@ -24,6 +24,7 @@ The full-size models' agreement is measured by `python -m bench` (levers: max_er
 from __future__ import annotations
 
 import copy
+import io
 
 import pytest
 import torch
@@ -31,7 +32,16 @@ import torch.nn.functional as F
 
 from glide_ui import models
 from glide_ui.glide import nn as glide_nn
-from glide_ui.glide.nn import GroupNorm32, conv2d, linear, norm_silu, packed_bytes
+from glide_ui.glide.nn import (
+    GroupNorm32,
+    ReleasedParameter,
+    conv2d,
+    linear,
+    norm_silu,
+    packed_bytes,
+    released_bytes,
+    resident_bytes,
+)
 from glide_ui.glide.options import MODEL_NAMES
 
 NORM_TOL = 0.02  # of max |fp32 output|: bf16 inputs, two roundings
@@ -231,7 +241,7 @@ def test_linear_is_prepacked_in_bf16_only_where_the_cpu_can(dtype: torch.dtype) 
     dense = torch.nn.Linear(48, 96).to(dtype).requires_grad_(False)
     x = torch.randn(2, 10, 48).to(dtype)
     with torch.no_grad():
-        out = linear(x, dense.weight, dense.bias, dense)
+        out = linear(x, dense)
         expected = F.linear(x, dense.weight, dense.bias)
     if dtype == torch.bfloat16 and dtype in glide_nn.PREPACKED_DTYPES:
         assert packed_bytes(dense) > 0, path_of(dtype)
@@ -246,6 +256,140 @@ def test_a_model_with_packed_weights_can_be_copied() -> None:
         out = conv2d(conv, x)
         twin = copy.deepcopy(conv)
         assert torch.equal(conv2d(twin, x), out)
+
+
+# --- one copy of each weight ---------------------------------------------------------------------
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """t's bit patterns, so equality is bitwise (NaN and -0.0 included)."""
+    return t.detach().view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
+
+
+def _layers(dtype: torch.dtype) -> list[tuple[torch.nn.Module, torch.Tensor, object]]:
+    """A convolution and the two linear forms the UNet packs, each with an input and how
+    it is run on the fast path."""
+    torch.manual_seed(1)
+    dense = torch.nn.Linear(64, 128).to(dtype).requires_grad_(False)
+    pointwise = torch.nn.Conv1d(64, 192, 1).to(dtype).requires_grad_(False)
+    tokens = torch.randn(2, 10, 64).to(dtype)
+    def token_major(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, layer)
+
+    return [(_conv(dtype), _x(dtype, 8), conv2d), (dense, tokens, token_major),
+            (pointwise, tokens, token_major)]
+
+
+def _packs_in(layer: torch.nn.Module, dtype: torch.dtype) -> bool:
+    """Whether this CPU packs `layer`'s weight in `dtype` (fp32 linears are MKL's)."""
+    return dtype in glide_nn.PREPACKED_DTYPES and (
+        isinstance(layer, torch.nn.Conv2d) or dtype == torch.bfloat16)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_packed_layer_holds_one_copy_of_its_weight(dtype: torch.dtype) -> None:
+    for layer, x, run in _layers(dtype):
+        weight_bytes = layer.weight.numel() * layer.weight.element_size()
+        with torch.inference_mode():
+            first = run(layer, x)
+            second = run(layer, x)  # packed already: nothing is made or restored
+        assert torch.equal(first, second), path_of(dtype)
+        if not _packs_in(layer, dtype):
+            assert type(layer.weight) is torch.nn.Parameter and released_bytes(layer) == 0
+            continue
+        assert isinstance(layer.weight, ReleasedParameter), path_of(dtype)
+        assert released_bytes(layer) == weight_bytes, path_of(dtype)
+        # What stays resident: the packed copy and the bias. (oneDNN pads widths to its
+        # blocks, up to 64: GLIDE's widths are multiples of 64 but for the first and last
+        # convolutions, a few KB.)
+        assert resident_bytes(layer) == packed_bytes(layer) + layer.bias.numel() * \
+            layer.bias.element_size()
+        assert packed_bytes(layer) == weight_bytes, path_of(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_released_weight_comes_back_bit_for_bit(dtype: torch.dtype) -> None:
+    """state_dict, deepcopy, pickling and .to() each see the plain weight: the same
+    values bit for bit and the same strides, on the same Parameter object."""
+    for layer, x, run in _layers(dtype):
+        plain = layer.weight.detach().clone(memory_format=torch.preserve_format)
+        parameter = layer.weight
+        readers = {
+            "state_dict": lambda m: m.state_dict()["weight"],
+            "deepcopy": lambda m: copy.deepcopy(m).weight,
+            "torch.save": lambda m: _saved_and_loaded(m).weight,
+            "to(float64)": lambda m: m.to(torch.float64).weight.to(dtype),
+        }
+        for how, read in readers.items():
+            layer.to(dtype)
+            with torch.inference_mode():
+                run(layer, x)
+            got = read(layer)
+            assert type(got) is not ReleasedParameter, how
+            assert torch.equal(_bits(got), _bits(plain)) and got.stride() == plain.stride(), \
+                f"{path_of(dtype)}: {type(layer).__name__} via {how}"
+            assert layer.weight is parameter, how  # optimizers keep the same object
+        layer.to(dtype)
+        with torch.inference_mode():  # and the model still runs, repacked where needed
+            assert torch.equal(_bits(run(layer, x)), _bits(run(copy.deepcopy(layer), x)))
+
+
+def _saved_and_loaded(module: torch.nn.Module) -> torch.nn.Module:
+    buffer = io.BytesIO()
+    torch.save(module, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_released_layer_can_be_fine_tuned(dtype: torch.dtype) -> None:
+    """After inference has released its weight, training sees the plain weight: the same
+    gradient and step as a twin that never ran the fast path, and inference afterwards
+    uses the new weight."""
+    conv, x = _conv(dtype), _x(dtype, 8)
+    twin = copy.deepcopy(conv)
+    with torch.inference_mode():
+        conv2d(conv, x)
+    for layer in (conv, twin):
+        layer.requires_grad_(True)
+        optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+        layer(x).float().square().mean().backward()
+        optimizer.step()
+    assert torch.equal(_bits(conv.weight), _bits(twin.weight)), path_of(dtype)
+    assert torch.equal(_bits(conv.weight.grad), _bits(twin.weight.grad))
+    conv.requires_grad_(False)
+    with torch.inference_mode():
+        assert _rel_err(conv2d(conv, x), twin(x)) <= _layer_tol(dtype), path_of(dtype)
+
+
+def test_large_inputs_use_a_released_weight_without_restoring_it() -> None:
+    conv = _conv(torch.float32)
+    side = int((glide_nn.PACK_MAX_PIXELS // 2) ** 0.5) * 2
+    small, big = _x(torch.float32, 8), _x(torch.float32, side, batch=1)
+    with torch.inference_mode():
+        conv2d(conv, small)
+        expected = torch.nn.functional.conv2d(big, glide_nn.plain_weight(conv), conv.bias,
+                                              padding=1)
+        out = conv2d(conv, big)
+    assert torch.equal(out, expected)
+    assert isinstance(conv.weight, ReleasedParameter) == (
+        torch.float32 in glide_nn.PREPACKED_DTYPES), path_of(torch.float32)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_a_model_that_ran_gives_back_the_weights_it_was_built_with(name: str,
+                                                                   tiny_models) -> None:
+    """Every tensor of each tiny model after its forwards (fp32 and bf16, released where
+    packed) equals the same model freshly built, bit for bit."""
+    for label, dtype in (("fp32", "fp32"), ("bf16", "bf16")):
+        model = tiny_models[name][label]
+        with torch.inference_mode():
+            model(**_inputs(model.options))
+        fresh = models.ModelManager("tiny", device="cpu", dtype=dtype).get(name).state_dict()
+        state = model.state_dict()
+        assert state.keys() == fresh.keys()
+        for key, tensor in state.items():
+            assert torch.equal(_bits(tensor), _bits(fresh[key])), f"{name} {label} {key}"
 
 
 # --- whole models ---------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ PACKAGE = ROOT / "glide_ui"
 
 # Lower numbers sit lower; a module may import only from lower ranks (or its own package).
 RANKS = {
+    "glide_ui.heap": -1,  # glibc's heap (no imports): the networks trim it as they pack
     "glide_ui": 0, "glide_ui.errors": 0, "glide_ui.recipe": 0, "glide_ui.glide": 0,
-    "glide_ui.heap": 0, "glide_ui.settings": 0,
+    "glide_ui.settings": 0,
     "glide_ui.files": 0.5,  # uses errors; every writer of files (images too) uses it
     "glide_ui.images": 1, "glide_ui.checkpoints": 1, "glide_ui.compute": 1,
     "glide_ui.openai_clip": 2, "glide_ui.history": 2,

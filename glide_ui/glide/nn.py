@@ -9,13 +9,20 @@ the plain layers do.
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch._C import _disabled_torch_function_impl
+from torch.utils import _pytree as pytree
+
+from glide_ui import heap
 
 
 def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
@@ -156,6 +163,7 @@ forward from 1.34 s to 1.09 s (median of 5); their weights are small, so the cop
 # or pickling a model never meets oneDNN's opaque tensors.
 _PACKS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, dict]] = weakref.WeakKeyDictionary()
 _PACK_ARGS = ([1, 1], [1, 1], [1, 1], 1)  # padding, stride, dilation, groups of the probe
+_LOCK = threading.RLock()  # packing, releasing and restoring weights (requests share models)
 
 
 def _prepacked_kernels_run(dtype: torch.dtype) -> bool:
@@ -174,7 +182,8 @@ def _prepacked_kernels_run(dtype: torch.dtype) -> bool:
         torch.ops.mkldnn._convolution_pointwise(x, packed, None, *_PACK_ARGS, "none", [], "")
         dense = torch.ops.mkldnn._reorder_linear_weight(weight[:, :, 0, 0].contiguous(), None)
         torch.ops.mkldnn._linear_pointwise(x[:, :, 0, 0], dense, None, "none", [], "")
-        return True
+        return torch.equal(packed.to_dense(), weight) and torch.equal(
+            dense.to_dense(), weight[:, :, 0, 0])
     except (AttributeError, RuntimeError):
         return False
 
@@ -185,6 +194,10 @@ PREPACKED_DTYPES: frozenset[torch.dtype] = frozenset(
 
 PREPACKING = True
 """Use prepacked weights where the CPU can (`PREPACKED_DTYPES`). A switch for the bench."""
+
+RELEASING = True
+"""Once a layer's weight is packed, free its plain tensor (`ReleasedParameter`): one copy
+of every weight is resident. A switch for the bench."""
 
 
 def _packable(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -198,32 +211,139 @@ def _channels_last(x: torch.Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
-def _packed_weight(module: nn.Module, key: tuple, pack: Any) -> torch.Tensor:
-    """The module's packed weight for `key`, made by `pack()` when missing or stale."""
+def _stamp(weight: torch.Tensor) -> tuple:
+    try:
+        version = weight._version
+    except RuntimeError:  # an inference tensor (made in inference mode) has none
+        version = 0
+    return weight.data_ptr(), version, weight.dtype, weight.shape
+
+
+def _packed_weight(module: nn.Module, key: tuple,
+                   pack: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The module's packed weight for `key`, made by `pack(plain weight)` when missing or
+    stale; the plain weight is released once packed (`RELEASING`)."""
+    with _LOCK:
+        cache = _PACKS.get(module)
+        if cache is None or cache[0] != _stamp(module.weight):
+            cache = _PACKS[module] = (_stamp(module.weight), {})
+        packs = cache[1]
+        if key not in packs:
+            packs[key] = pack(plain_weight(module))
+        if RELEASING and type(module.weight) is nn.Parameter:
+            _release(module, packs[key])
+        return packs[key]
+
+
+# --- one copy of each weight --------------------------------------------------------------------
+#
+# A packed weight holds the same numbers as the plain one, reordered (oneDNN's blocked
+# layouts permute, and pad with zeros where a dimension is not a multiple of the block), so
+# once a layer is packed its plain tensor is freed and remade from the packed copy, bit for
+# bit, whenever something reads it.
+
+# Tensor methods and properties that read no values: a released weight answers them itself.
+_METADATA = frozenset({
+    torch.Tensor.dtype.__get__, torch.Tensor.shape.__get__, torch.Tensor.device.__get__,
+    torch.Tensor.requires_grad.__get__, torch.Tensor._version.__get__,
+    torch.Tensor.is_meta.__get__, torch.Tensor.is_cuda.__get__, torch.Tensor.ndim.__get__,
+    torch.Tensor.layout.__get__, torch.Tensor.grad.__get__, torch.Tensor.data_ptr,
+    torch.Tensor.numel, torch.Tensor.element_size, torch.Tensor.dim, torch.Tensor.size,
+    torch.Tensor.is_floating_point, torch.Tensor.__hash__})
+
+
+class ReleasedParameter(nn.Parameter):
+    """A layer's weight whose values only its packed copy holds (no storage of its own).
+
+    Whatever reads its values (`state_dict`, `copy.deepcopy`, pickling, `.to()`, an
+    optimizer, `requires_grad_`, a forward with autograd) first turns it back into the
+    plain `nn.Parameter` it was, the same object, with the same values bit for bit and the
+    same memory format; the next forward that packs it releases it again. Shape, dtype,
+    device and the like are answered without restoring it.
+    """
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN206
+        kwargs = kwargs or {}
+        if func in _METADATA:
+            return _disabled_torch_function_impl(func, types, args, kwargs)
+        with _LOCK:
+            for arg in pytree.tree_leaves((args, kwargs)):
+                if isinstance(arg, ReleasedParameter):
+                    _restore(arg)
+            return func(*args, **kwargs)
+
+    def __deepcopy__(self, memo: dict) -> nn.Parameter:
+        with _LOCK:
+            _restore(self)
+            return self.__deepcopy__(memo)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        with _LOCK:
+            _restore(self)
+            return self.__reduce_ex__(protocol)
+
+
+def _release(module: nn.Module, packed: torch.Tensor) -> None:
+    """Free `module.weight`'s storage: its values live on in `packed` (lock held)."""
     weight = module.weight
-    stamp = (weight.data_ptr(), weight._version, weight.dtype, weight.shape)
-    cache = _PACKS.get(module)
-    if cache is None or cache[0] != stamp:
-        cache = _PACKS[module] = (stamp, {})
-    packs = cache[1]
-    if key not in packs:
-        packs[key] = pack()
-    return packs[key]
+    with torch.inference_mode(False):
+        placeholder = torch.full((), math.nan, dtype=weight.dtype).expand(weight.shape)
+    weight._glide_plain = (packed, weight.stride(), weakref.ref(module))  # noqa: SLF001
+    weight.data = placeholder
+    weight.__class__ = ReleasedParameter
+    _PACKS[module] = (_stamp(weight), _PACKS[module][1])
+    # The packed copies are rarely the size of the holes their plain weights leave in the
+    # heap, which glibc keeps (glide_ui.heap.keep_heap): handed back at once, the first
+    # forward's peak holds one layer twice, not many (measured on the full-size base in
+    # fp32: peak RSS growth 1.12 x its weights, 1.16 x trimming every 16 MB released).
+    heap.release_heap()
+
+
+def _rebuilt(weight: torch.Tensor) -> torch.Tensor:
+    """A fresh plain tensor with a released weight's values and strides."""
+    packed, stride, _ = weight._glide_plain  # noqa: SLF001
+    with torch.inference_mode(False), torch._C.DisableTorchFunctionSubclass():
+        dense = packed.to_dense().view(weight.shape)
+        if dense.stride() == stride:
+            return dense
+        return torch.empty_strided(weight.shape, stride, dtype=dense.dtype).copy_(dense)
+
+
+def _restore(weight: ReleasedParameter) -> None:
+    """Give a released weight its plain values back, in place (lock held)."""
+    plain = _rebuilt(weight)
+    module = weight._glide_plain[2]()  # noqa: SLF001
+    weight.__class__ = nn.Parameter
+    del weight._glide_plain  # noqa: SLF001
+    weight.data = plain
+    if module is not None and module in _PACKS:  # its packs still hold these values
+        _PACKS[module] = (_stamp(weight), _PACKS[module][1])
+
+
+def plain_weight(module: nn.Module) -> torch.Tensor:
+    """`module.weight` with its values: the parameter itself, or, where it is released, a
+    temporary plain copy rebuilt from the packed one (the layer stays released)."""
+    weight = module.weight
+    with _LOCK:
+        return _rebuilt(weight) if isinstance(weight, ReleasedParameter) else weight
 
 
 def conv2d(conv: nn.Conv2d, x: torch.Tensor, add: torch.Tensor | None = None) -> torch.Tensor:
-    """conv(x) (+ add); on the CPU in bf16 without autograd, small inputs use a prepacked
-    weight and the addition is done by the convolution's own kernel, in float32 before
-    its single rounding (saves a pass over the output at the large upsampler levels)."""
+    """conv(x) (+ add); on the CPU without autograd in a prepacked dtype, channels_last
+    inputs of at most `PACK_MAX_PIXELS` use a prepacked weight, and the addition is done
+    by the convolution's own kernel, in float32 before its single rounding (saves a pass
+    over the output at the large upsampler levels)."""
     if not (_packable(x, conv.weight) and _channels_last(x)) or conv.groups != 1:
         return _plus(conv(x), add)
     args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
-    weight = conv.weight
     if x.shape[0] * x.shape[2] * x.shape[3] <= PACK_MAX_PIXELS:
-        weight = _packed_weight(conv, tuple(x.shape), lambda: torch.ops.mkldnn
-                                ._reorder_convolution_weight(conv.weight, *args, list(x.shape)))
-    elif add is None:
-        return conv(x)
+        weight = _packed_weight(conv, tuple(x.shape), lambda plain: torch.ops.mkldnn
+                                ._reorder_convolution_weight(plain, *args, list(x.shape)))
+    else:
+        weight = plain_weight(conv)
+        if add is None:
+            return conv._conv_forward(x, weight, conv.bias)
     if add is None:
         return torch.ops.mkldnn._convolution_pointwise(x, weight, conv.bias, *args, "none", [],
                                                        "")
@@ -239,15 +359,26 @@ def _plus(h: torch.Tensor, add: torch.Tensor | None) -> torch.Tensor:
     return h + add if h.requires_grad else h.add_(add)
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-           owner: nn.Module) -> torch.Tensor:
-    """F.linear(x, weight, bias); on the CPU in bf16 without autograd, with a packed weight
-    cached on `owner` (whose `weight` is `weight` up to a view)."""
-    if not (_packable(x, weight) and x.dtype == torch.bfloat16):  # fp32: MKL packs its own
-        return F.linear(x, weight, bias)
-    packed = _packed_weight(owner, (), lambda: torch.ops.mkldnn._reorder_linear_weight(
-        weight.contiguous(), None))
-    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+def _matrix(weight: torch.Tensor) -> torch.Tensor:
+    """A linear layer's weight [out, in], or a kernel-1 Conv1d's [out, in, 1] as one."""
+    return weight if weight.dim() == 2 else weight[..., 0]
+
+
+def linear(x: torch.Tensor, layer: nn.Linear | nn.Conv1d) -> torch.Tensor:
+    """x [..., in] times the weight of `layer` (an nn.Linear, or a kernel-1 Conv1d applied
+    token-major) plus its bias; on the CPU in bf16 without autograd, with a packed weight."""
+    if not (_packable(x, layer.weight) and x.dtype == torch.bfloat16):  # fp32: MKL packs
+        return F.linear(x, _matrix(layer.weight), layer.bias)
+    packed = _packed_weight(layer, (), lambda plain: torch.ops.mkldnn._reorder_linear_weight(
+        _matrix(plain).contiguous(), None))
+    return torch.ops.mkldnn._linear_pointwise(x, packed, layer.bias, "none", [], "")
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    """Bytes a tensor holds (a oneDNN blocked tensor: with its padding)."""
+    if tensor.is_mkldnn:
+        return torch.ops.mkldnn._nbytes(tensor)
+    return tensor.numel() * tensor.element_size()
 
 
 def packed_bytes(model: nn.Module) -> int:
@@ -256,15 +387,31 @@ def packed_bytes(model: nn.Module) -> int:
     for module in model.modules():
         cache = _PACKS.get(module)
         if cache is not None:
-            total += sum(t.numel() * t.element_size() for t in cache[1].values())
+            total += sum(_nbytes(t) for t in cache[1].values())
     return total
 
 
+def released_bytes(model: nn.Module) -> int:
+    """Bytes of `model`'s weights whose plain tensors are released (held packed only)."""
+    return sum(p.numel() * p.element_size() for p in model.parameters()
+               if isinstance(p, ReleasedParameter))
+
+
+def resident_bytes(model: nn.Module) -> int:
+    """Bytes `model` holds now: its plain parameters and buffers (released weights left
+    out) and its packed copies."""
+    plain = sum(t.numel() * t.element_size()
+                for t in itertools.chain(model.parameters(), model.buffers()))
+    return plain - released_bytes(model) + packed_bytes(model)
+
+
 def prepack_allowance(model: nn.Module, dtype: torch.dtype, device: torch.device) -> int:
-    """At most the bytes `model`'s packed copies take once it runs in `dtype` on `device`
-    (one input shape per layer): its convolution and linear weights where prepacking
-    applies, else 0. Known before any forward, even on the meta device, for budgets."""
-    if not (PREPACKING and dtype in PREPACKED_DTYPES and device.type == "cpu"):
+    """Bytes beyond its weights that `model` will hold once it runs in `dtype` on
+    `device`: 0 where nothing is packed or each packed weight replaces the plain one
+    (`RELEASING`, the padding of a few narrow layers aside), else its convolution and
+    linear weights (one input shape per layer). Known before any forward, even on the meta
+    device, for budgets."""
+    if RELEASING or not (PREPACKING and dtype in PREPACKED_DTYPES and device.type == "cpu"):
         return 0
     layers = (nn.Conv1d, nn.Conv2d, nn.Linear)
     return sum(m.weight.numel() * dtype.itemsize for m in model.modules()

@@ -40,7 +40,7 @@ def _pointwise(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     A wrapped layer (a training adapter, e.g. peft's LoRA) runs its own forward."""
     if type(conv) is not nn.Conv1d:
         return conv(x.transpose(1, 2)).transpose(1, 2)
-    return linear(x, conv.weight[..., 0], conv.bias, conv)
+    return linear(x, conv)
 
 
 def _resample(x: torch.Tensor, direction: str | None) -> torch.Tensor:
@@ -73,7 +73,7 @@ class ResBlock(nn.Module):
         h = conv2d(conv, _resample(norm_silu(norm, x), self.resample))
         x = _resample(x, self.resample)
         act, dense = self.emb_layers
-        scale_shift = linear(act(emb), dense.weight, dense.bias, dense)
+        scale_shift = linear(act(emb), dense)
         scale, shift = scale_shift[..., None, None].chunk(2, dim=1)
         norm, _, dropout, conv = self.out_layers
         skip = self.skip_connection

@@ -374,7 +374,10 @@ class ModelManager:
         in train mode, outside the budget: what a fine-tuning run starts from."""
         self._check_name(name)
         options = self.options(name)
-        model = _build_tiny(name, options) if self.tiny else self._load_official(name, options)
+        if self.tiny:
+            model = _build_tiny(name, options, ComputePath(torch.device("cpu"), torch.float32))
+        else:
+            model = self._load_official(name, options)
         return model.float().train()
 
     def options(self, name: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ RANKS = {
     "glide_ui.images": 1, "glide_ui.checkpoints": 1, "glide_ui.compute": 1,
     "glide_ui.openai_clip": 2, "glide_ui.history": 2,
     "glide_ui.models": 3,
+    "glide_ui.model_files": 3.5,  # the files as a user manages them: over the loader
     "glide_ui.pipelines": 4,
     "glide_ui.api": 5, "glide_ui.ui": 5, "glide_ui.replicas": 5,
     "glide_ui.server": 6,

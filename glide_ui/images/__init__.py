@@ -21,12 +21,12 @@ from glide_ui.images.masks import (
     MAX_MID_GREY_SHARE,
     MID_GREY,
     distance_to_mask,
-    editor_background,
     feather_alpha,
+    fit_mask,
     grow_mask,
     mask_bbox,
-    mask_from_editor,
     paint_strokes,
+    read_mask,
     resize_mask,
 )
 from glide_ui.images.png import (
@@ -45,8 +45,8 @@ from glide_ui.images.tensors import pil_to_tensor, quantize, tensor_to_pil, to_u
 __all__ = ["GREY_SPREAD", "MASK_LEVEL", "MAX_MID_GREY_SHARE", "MAX_PIXELS", "MAX_TEXT_CHUNK",
            "MID_GREY", "PNG_PARAMETERS_KEY", "PNG_RECIPE_KEY", "PNG_SIGNATURE", "Box",
            "ImageSource", "crop", "crop_box", "crop_mask", "distance_to_mask",
-           "editor_background", "feather_alpha", "grow_mask", "load_image", "make_grid",
-           "mask_bbox", "mask_from_editor", "mask_preview", "open_image", "paint_strokes",
+           "feather_alpha", "grow_mask", "load_image", "make_grid",
+           "mask_bbox", "read_mask", "fit_mask", "mask_preview", "open_image", "paint_strokes",
            "paste_back", "pil_to_tensor", "png_bytes", "png_text", "quantize",
            "read_png_text", "read_recipe", "resize_mask", "save_png", "tensor_to_pil",
            "to_rgb", "to_uint8", "upright"]

@@ -38,6 +38,9 @@ def open_image(data: ImageSource, max_pixels: int = MAX_PIXELS, decode: bool = T
         return upright(check_size(data, max_pixels))
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = io.BytesIO(bytes(data))
+    if not isinstance(data, (str, Path)) and not hasattr(data, "read"):
+        raise RequestError(f"A picture is a PIL image, an array, bytes, a path or a file, "
+                           f"not {type(data).__name__}.")
     try:
         with warnings.catch_warnings():
             # Pillow's own bomb check warns at a higher limit; ours is stricter and runs first.

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from glide_ui.errors import RequestError
-from glide_ui.images.decode import load_image, open_image, to_8bit
+from glide_ui.images.decode import open_image, to_8bit
 
 MASK_LEVEL = 128
 """An opaque mask repaints where its grey level is at least this (nearer white than black)."""
@@ -24,15 +24,12 @@ MAX_MID_GREY_SHARE = 0.5
 """An opaque mask with more than this share of mid-grey pixels is refused as no mask."""
 
 
-def mask_from_editor(value: Any, size: tuple[int, int] | None = None) -> np.ndarray:
-    """The repaint mask (bool [H, W], True = repaint) from a mask editor value or a bare mask.
+def read_mask(value: Any, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The repaint mask (bool [H, W], True = repaint) of a mask given as an array, a PIL
+    image or a file. Every form is read by one rule, so the page, the HTTP API and Python
+    agree (the page's editor values are read into one by `glide_ui.ui.editor_values`):
 
-    `value` is Gradio's ImageMask/ImageEditor value `{"background", "layers", "composite"}`
-    (images as arrays, PIL images or files): the mask is the union of its layers. A bare
-    mask (array, PIL image, file) is read the same way as one layer. Each layer, whatever
-    its mode, is read by one rule, so the page, the HTTP API and Python agree:
-
-    - a layer with transparent pixels (any alpha < 255): painted where alpha > 0 (the
+    - an image with transparent pixels (any alpha < 255): painted where alpha > 0 (the
       editor's brush strokes; their colour does not matter);
     - an opaque image (no alpha, or alpha 255 everywhere, which is what Gradio makes of an
       opaque layer): a black-and-white mask, white = repaint (the convention of other
@@ -41,49 +38,26 @@ def mask_from_editor(value: Any, size: tuple[int, int] | None = None) -> np.ndar
     - arrays: bool (True = repaint), integer 0/1, uint8 levels as an opaque image, floats in
       [0, 1] (>= 0.5 = repaint), or H x W x 3/4 uint8 as an image.
 
-    Refused (RequestError, before any work): an opaque colour picture, and an opaque grey
-    image that is mostly mid-grey (more than MAX_MID_GREY_SHARE): neither is a mask that
-    can be read one way only. `size` = (width, height) of the image the mask belongs to
-    (upright); a mask of another size is an error.
+    Refused (RequestError, before any work): no mask, an opaque colour picture, and an
+    opaque grey image that is mostly mid-grey (more than MAX_MID_GREY_SHARE): neither is a
+    mask that can be read one way only. `size` = (width, height) of the image the mask
+    belongs to (upright); a mask of another size is an error.
     """
-    if isinstance(value, dict):
-        layers = [_layer_mask(layer) for layer in value.get("layers") or [] if layer is not None]
-        if size is None:
-            background = value.get("background")
-            if background is not None:
-                size = open_image(background).size
-            elif layers:
-                size = layers[0].shape[::-1]
-        if size is None:
-            raise RequestError("The mask editor is empty: upload an image first.")
-        mask = np.zeros((size[1], size[0]), dtype=bool)
-        for layer in layers:
-            mask |= _fit(layer, size)
-        return mask
     if value is None:
         raise RequestError("No mask was given: paint over the part of the image to change.")
     mask = _layer_mask(value)
-    return _fit(mask, size) if size is not None else mask
-
-
-def editor_background(value: Any, action: str = "inpaint") -> Image.Image:
-    """The uploaded image (RGB, upright) of a mask editor value. Raises RequestError ("Upload
-    an image to `action` first.") when there is none."""
-    background = value.get("background") if isinstance(value, dict) else None
-    if background is None:
-        raise RequestError(f"Upload an image to {action} first.")
-    return load_image(background)
+    return fit_mask(mask, size) if size is not None else mask
 
 
 def paint_strokes(image: Image.Image, strokes: Any) -> tuple[Image.Image, np.ndarray]:
     """`image` (RGB) with coloured strokes painted on, and where they are (bool [H, W]).
 
-    `strokes`: an image editor value (its `layers` are painted in order; its background is
-    not read) or one layer: an RGBA image, array or file at the image's size, transparent
-    where the picture is untouched (alpha > 0 marks a stroke, blended by its alpha).
-    Raises RequestError for a layer of another size or one without transparency.
+    `strokes`: one layer, an RGBA image, array or file at the image's size, transparent
+    where the picture is untouched (alpha > 0 marks a stroke, blended by its alpha), or a
+    list of such layers painted in order (None: no strokes). Raises RequestError for a
+    layer of another size or one without transparency.
     """
-    layers = (strokes.get("layers") or []) if isinstance(strokes, dict) else [strokes]
+    layers = list(strokes) if isinstance(strokes, (list, tuple)) else [strokes]
     painted = image.convert("RGBA")
     region = np.zeros((image.height, image.width), dtype=bool)
     for layer in layers:
@@ -142,7 +116,7 @@ def _array_mask(array: np.ndarray) -> np.ndarray:
 
 
 def _read_mask(levels: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
-    """The rule of `mask_from_editor`: uint8 `levels` [H, W] or [H, W, 3], `alpha` [H, W]."""
+    """The rule of `read_mask`: uint8 `levels` [H, W] or [H, W, 3], `alpha` [H, W]."""
     if alpha is not None and (alpha < 255).any():
         return alpha > 0
     if levels.ndim == 3:
@@ -163,7 +137,7 @@ def _read_mask(levels: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarra
     return levels >= MASK_LEVEL
 
 
-def _fit(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def fit_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if mask.shape != (size[1], size[0]):
         raise RequestError(f"The mask is {mask.shape[1]} x {mask.shape[0]} pixels but the "
                            f"image is {size[0]} x {size[1]}; paint the mask on the image itself.")

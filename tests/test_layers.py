@@ -76,6 +76,17 @@ def test_every_module_has_a_layer():
         assert layer(module) in RANKS
 
 
+def test_every_package_is_installed():
+    """pyproject.toml lists the packages by hand: a new one left out is missing from the
+    wheel (the `glide-ui` command would not start)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(path.parent.relative_to(ROOT).parts) for path in PACKAGE.rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
+
+
 def test_imports_point_down_only():
     upward = []
     for module in module_names():

@@ -237,7 +237,7 @@ class Glide:
         `prompt` (text-conditional SDEdit), at the image's full size.
 
         strokes: an RGBA image, array or file at the image's size, transparent where the
-        picture is untouched (or a Gradio image editor value: its layers). Or give
+        picture is untouched (or a list of them, painted in order). Or give
         `mask=` (where the strokes are) with an `image` that already shows them.
         strength: 0 returns the picture with its strokes unchanged, 1 ignores the strokes'
         pixels (plain inpainting of their region); 0.5 to 0.8 follows their layout and

@@ -128,6 +128,16 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return resolved
 
 
+def device_available(device: str) -> bool:
+    """Whether this machine has `device` ("cpu", "cuda:1", "mps"...), as `resolve_device`
+    judges it."""
+    try:
+        resolve_device(device)
+    except GlideUIError:
+        return False
+    return True
+
+
 def choose_path(device: str | torch.device | None = None,
                 dtype: str | torch.dtype | None = None,
                 cpu: CpuCapability | None = None,

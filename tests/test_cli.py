@@ -34,10 +34,10 @@ from writers import (
     unwritable_folder,
 )
 
-from glide_ui import Glide, cli, read_recipe
+from glide_ui import Glide, read_recipe
 from glide_ui import checkpoints as ckpt
 from glide_ui.api import GlideOutput, with_recipe
-from glide_ui.cli import build_parser, main, parse_serve_args
+from glide_ui.cli import build_parser, common, main, parse_serve_args
 
 TINY = ["--models", "tiny"]
 FAST = [*TINY, "--steps", "2", "--no-upsample"]
@@ -213,7 +213,8 @@ BAD_OUT = {  # the folder, and the reason given
 
 @pytest.mark.parametrize("case", BAD_OUT)
 def test_a_bad_out_is_refused_before_any_model(capsys, monkeypatch, tmp_path, case):
-    monkeypatch.setattr(cli, "_glide", lambda *args, **kwargs: pytest.fail("a model was made"))
+    monkeypatch.setattr(common, "open_glide",
+                        lambda *args, **kwargs: pytest.fail("a model was made"))
     folder_of, reason = BAD_OUT[case]
     folder = folder_of(tmp_path)
     for job in JOBS:
@@ -253,7 +254,7 @@ def test_cli_runs_finishing_at_the_same_moment_keep_every_picture(capsys, monkey
         now.barrier.wait()
         return output
 
-    monkeypatch.setattr(cli, "_glide", lambda args, **place: SimpleNamespace(text2im=made))
+    monkeypatch.setattr(common, "open_glide", lambda args, **place: SimpleNamespace(text2im=made))
 
     def run(writer, barrier):
         now.barrier = barrier

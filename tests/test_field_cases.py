@@ -45,7 +45,6 @@ from glide_ui.images import (
     PNG_PARAMETERS_KEY,
     PNG_RECIPE_KEY,
     load_image,
-    mask_from_editor,
     open_image,
     png_bytes,
     read_png_text,
@@ -68,6 +67,7 @@ from glide_ui.pipelines.requests import (
 )
 from glide_ui.pipelines.text2im import text2im
 from glide_ui.recipe import Recipe
+from glide_ui.ui.editor_values import mask_from_editor
 from glide_ui.ui.settings import restore_plan, restore_warnings, sampling_fields, widget_values
 
 QUICK = dict(base_respacing="2", upsample=False, preview_interval=3600)  # Python runs
@@ -129,7 +129,7 @@ def test_every_exif_orientation_is_applied_on_decode(orientation):
 @pytest.mark.parametrize(("photo", "layer", "size"), PHOTOS, ids=["portrait", "square"])
 def test_a_phone_photo_is_inpainted_upright_in_python(manager, photo, layer, size):
     shown = as_viewer_shows(photo)
-    result = python_inpaint(manager, photo, {"background": photo, "layers": [layer]})
+    result = python_inpaint(manager, photo, layer)
     assert result.shape == (size[1], size[0], 3)
     assert_repainted_only(shown, result, PAINTED_BOX)
     for image, mask in ((Image.open(photo), layer),  # a PIL image opened as stored
@@ -245,6 +245,8 @@ def test_an_opaque_mask_repaints_its_white_part_in_python(manager, forms):
     expected = box_mask((333, 177), WHITE_BOX)
     for name, path in forms.items():  # every form: the same request, so the same pixels
         for mask in (path, {"background": PICTURE, "layers": [path], "composite": None}):
+            if isinstance(mask, dict):  # the page reads its editor into an array first
+                mask = mask_from_editor(mask)
             checked, _ = validate(InpaintRequest(image=PICTURE, mask=mask, prompt="x"))
             assert np.array_equal(checked.mask, expected), name
 

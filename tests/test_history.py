@@ -543,3 +543,17 @@ def test_the_tab_lists_thumbnails_and_drops_pictures_deleted_by_hand(history, tm
     assert Path(items[0][0]).is_relative_to(tmp_path / "gradio")  # served from Gradio's dir
     assert deleted.file not in {e.file for e in history.index.entries()}
     assert view.list_page("corgi", "inpaint", None, None, 1)[1] == "Nothing matches."
+
+
+def test_python_m_glide_ui_history_runs_the_command(tmp_path):
+    """`python -m glide_ui.history` is the same command as `glide-ui history` (it had run
+    nothing and exited 0)."""
+    found = subprocess.run([sys.executable, "-m", "glide_ui.history", "--search", "",
+                            "--outputs", str(tmp_path)], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120)
+    assert (found.returncode, found.stdout) == (0, "")
+    assert found.stderr == "0 of 0 picture(s).\n"
+    bad = subprocess.run([sys.executable, "-m", "glide_ui", "history", "--limit", "many"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1, bad.stderr
+    assert "--limit: invalid int value: 'many'" in bad.stderr

@@ -15,13 +15,11 @@ from glide_ui.images import (
     crop_box,
     crop_mask,
     distance_to_mask,
-    editor_background,
     feather_alpha,
     grow_mask,
     load_image,
     make_grid,
     mask_bbox,
-    mask_from_editor,
     mask_preview,
     paste_back,
     pil_to_tensor,
@@ -35,6 +33,7 @@ from glide_ui.images import (
     to_uint8,
 )
 from glide_ui.recipe import Recipe
+from glide_ui.ui.editor_values import editor_background, mask_from_editor
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:

@@ -24,6 +24,7 @@ RANKS = {
     "glide_ui.openai_clip": 2, "glide_ui.history": 2,
     "glide_ui.finetunes": 2.5,  # fine-tune files: read, checked, merged into weights
     "glide_ui.models": 3,
+    "glide_ui.model_files": 3.5,  # the files as a user manages them: over the loader
     "glide_ui.pipelines": 4,
     "glide_ui.training": 4.5,  # fine-tuning: samples with the pipelines' stages
     "glide_ui.api": 5, "glide_ui.ui": 5, "glide_ui.replicas": 5,
@@ -77,6 +78,17 @@ def imports_of(module: str) -> set[str]:
 def test_every_module_has_a_layer():
     for module in module_names():
         assert layer(module) in RANKS
+
+
+def test_every_package_is_installed():
+    """pyproject.toml lists the packages by hand: a new one left out is missing from the
+    wheel (the `glide-ui` command would not start)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(path.parent.relative_to(ROOT).parts) for path in PACKAGE.rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
 
 
 def test_imports_point_down_only():

@@ -13,6 +13,7 @@ from glide_ui.models import ModelManager
 from glide_ui.pipelines.events import Preview, Progress, Status
 from glide_ui.pipelines.inpaint import BASE_SIZE, UPSAMPLE_SIZE, inpaint, prepare_patch
 from glide_ui.pipelines.requests import InpaintRequest
+from glide_ui.ui.editor_values import mask_from_editor
 
 
 def photo(width=600, height=400, seed=0):
@@ -90,7 +91,8 @@ def test_editor_value_as_mask(manager):
     layer = np.zeros((60, 80, 4), dtype=np.uint8)
     layer[10:30, 20:50, 3] = 255
     editor = {"background": np.asarray(photo(80, 60)), "layers": [layer], "composite": None}
-    request = InpaintRequest(image=photo(80, 60), mask=editor, prompt="x", seed=2,
+    request = InpaintRequest(image=photo(80, 60), mask=mask_from_editor(editor), prompt="x",
+                             seed=2,
                              base_respacing="2", upsample=False, mask_feather=0,
                              preview_interval=3600)
     _, result = run(inpaint(request, manager))

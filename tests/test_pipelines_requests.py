@@ -16,6 +16,7 @@ from glide_ui.pipelines.requests import (
     respacing_steps,
     validate,
 )
+from glide_ui.ui.editor_values import mask_from_editor
 
 
 def inpaint_request(**changes) -> InpaintRequest:
@@ -138,7 +139,8 @@ def test_inpaint_accepts_an_editor_value_and_image_bytes():
     image.save(data, format="PNG")
     editor = {"background": np.zeros((30, 40, 3), np.uint8), "layers": [layer],
               "composite": None}
-    checked, _ = validate(inpaint_request(image=data.getvalue(), mask=editor))
+    checked, _ = validate(inpaint_request(image=data.getvalue(),
+                                          mask=mask_from_editor(editor)))
     assert isinstance(checked.image, Image.Image) and checked.mask.sum() == 6
 
 

@@ -27,6 +27,7 @@ from glide_ui.pipelines import (
 )
 from glide_ui.pipelines.events import Progress, Status
 from glide_ui.pipelines.variations import base_view
+from glide_ui.ui.editor_values import editor_strokes
 
 FAST = dict(base_respacing="4", upsample=False, preview_interval=3600)
 
@@ -169,10 +170,14 @@ def test_a_composite_with_its_mask_is_the_same_sketch(manager):
 
 
 def test_an_editor_value_gives_its_layers_as_strokes(manager):
+    """The page reads its editor's value into layers (`ui.editor_values`); a request takes
+    pictures only, and says so of an editor value handed to it as it is."""
     value = {"background": photo(), "layers": [strokes()], "composite": None}
-    _, from_editor = run(sketch(sketched(strokes=value), manager))
+    _, from_editor = run(sketch(sketched(strokes=editor_strokes(value)), manager))
     _, from_layer = run(sketch(sketched(), manager))
     assert np.array_equal(pixels(from_editor.images[0]), pixels(from_layer.images[0]))
+    with pytest.raises(RequestError, match="a path or a file, not dict"):
+        run(sketch(sketched(strokes=value), manager))
 
 
 @pytest.mark.parametrize("changes, message", [

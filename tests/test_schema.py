@@ -18,7 +18,8 @@ from gradio_client import Client
 
 from glide_ui.api import Glide, _request
 from glide_ui.checkpoints import OPENAI_CLIP_NAMES
-from glide_ui.cli import _settings, build_parser, cli_settings
+from glide_ui.cli import build_parser
+from glide_ui.cli.jobs import cli_settings, given_settings
 from glide_ui.pipelines.jobs import JOBS, job
 from glide_ui.pipelines.solvers import SOLVERS
 from glide_ui.recipe import Recipe
@@ -123,7 +124,7 @@ def test_the_command_line_has_every_setting(commands, name, setting):
     else:
         given = [setting.cli_flag, str(value)]
     args = command.parse_args([*POSITIONAL[name], *given])
-    assert _settings(args)[setting.name] == value
+    assert given_settings(args)[setting.name] == value
 
 
 # The pictures of the commands that take them: any existing file parses.
@@ -134,7 +135,7 @@ POSITIONAL = {"text2im": ["p"], "clip_guided": ["p"], "inpaint": [__file__, __fi
 
 def test_the_fast_preset_on_the_command_line(commands):
     args = commands["generate"].parse_args(["a corgi", "--preset", "fast", "--steps", "20"])
-    assert _settings(args) | {"seed": None} == {
+    assert given_settings(args) | {"seed": None} == {
         "sampler": "dpmpp_2m", "base_respacing": "20", "upsample_sampler": "dpmpp_2m",
         "upsample_respacing": "10", "seed": None, "batch_size": None}
     assert not any(a.dest == "preset" for a in commands["clip"]._actions)

@@ -1,4 +1,5 @@
-"""The history from the command line (a `glide-ui history` subcommand can call `main`).
+"""The history from the command line: `glide-ui history` (whose subcommand adds these
+arguments and runs `run`) or, the same code, `python -m glide_ui.history`.
 
     python -m glide_ui.history --rebuild              # the index anew from the PNGs
     python -m glide_ui.history --sync                 # take in PNGs added or deleted by hand
@@ -29,6 +30,12 @@ from glide_ui.history.folder import TABS
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m glide_ui.history",
                                      description="The outputs folder's index of pictures.")
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The history's flags (an action, the outputs folder, a search's filters)."""
     parser.add_argument("--outputs", metavar="DIR",
                         help=f"the outputs folder (default: {default_outputs_dir()})")
     action = parser.add_mutually_exclusive_group(required=True)
@@ -42,11 +49,14 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--user", default="", help="whose pictures to list (with --auth)")
     parser.add_argument("--tab", default="", choices=["", *dict.fromkeys(TABS.values())])
     parser.add_argument("--limit", type=int, default=50)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    return run(parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Do the action `args` asks for; the exit status (errors said on stderr, one line)."""
     try:
         folder = writable_outputs(args.outputs)  # each action writes the index
     except FolderError as error:
@@ -96,3 +106,7 @@ def _warnings_said() -> Iterator[None]:
         yield
     finally:
         logger.removeHandler(handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

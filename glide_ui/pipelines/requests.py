@@ -12,7 +12,7 @@ from PIL import Image
 
 from glide_ui.errors import RequestError
 from glide_ui.glide.diffusion import space_timesteps
-from glide_ui.images import MAX_PIXELS, load_image, mask_from_editor, paint_strokes
+from glide_ui.images import MAX_PIXELS, load_image, paint_strokes, read_mask
 from glide_ui.pipelines.events import Status
 from glide_ui.pipelines.masks import parse_shapes, repaint_mask
 from glide_ui.pipelines.solvers import SOLVERS
@@ -59,8 +59,9 @@ def _from_schema(job: str):
 
 
 # image: a PIL image (bytes / a path are decoded by `validate`, upright by EXIF). mask: bool
-# [H, W] at the image's upright size, True = repaint, or any form `images.mask_from_editor`
-# reads. strokes (sketch): an RGBA layer at the image's size or an editor value.
+# [H, W] at the image's upright size, True = repaint, or any form `images.read_mask` reads.
+# strokes (sketch): an RGBA layer at the image's size (or a list of them). Pictures, arrays
+# and paths only: the page's editor values are read by `glide_ui.ui.editor_values`.
 _INPUT_TYPES = {"image": Image.Image, "mask": np.ndarray | None, "strokes": Any}
 _KIND_TYPES = {"int": int, "float": float, "bool": bool, "choice": str, "text": str,
                "prompt": str, "respacing": str, "seed": int}
@@ -192,7 +193,7 @@ def _inpaint_checks(request: InpaintRequest, changes: dict, notices: list) -> di
     if request.mask is None and changes["mask_shape"]:
         mask = np.zeros((image.height, image.width), dtype=bool)
     else:
-        mask = mask_from_editor(request.mask, size=image.size)
+        mask = read_mask(request.mask, size=image.size)
     region = repaint_mask(mask, changes["mask_shape"], changes["mask_invert"],
                           changes["mask_grow"])
     if region.all():
@@ -220,7 +221,7 @@ def _sketch_checks(request: SketchRequest, changes: dict, notices: list) -> dict
     if request.strokes is not None:
         image, mask = paint_strokes(image, request.strokes)
     elif request.mask is not None:
-        mask = mask_from_editor(request.mask, size=image.size)
+        mask = read_mask(request.mask, size=image.size)
     else:
         mask = np.zeros((image.height, image.width), dtype=bool)
     if not mask.any():

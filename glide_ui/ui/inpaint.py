@@ -7,13 +7,14 @@ import numpy as np
 from PIL import Image
 
 from glide_ui.errors import GlideUIError
-from glide_ui.images import editor_background, mask_from_editor, mask_preview
+from glide_ui.images import mask_preview
 from glide_ui.pipelines.inpaint import inpaint as run_inpaint
 from glide_ui.pipelines.masks import SHAPE_FORMAT, repaint_mask
 from glide_ui.pipelines.requests import MAX_MASK_PIXELS, InpaintRequest
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import ASSETS_DIR, Backend, TabHandles, user_of
 from glide_ui.ui.editor import BRUSH_RGBA, mask_editor, upload_guard
+from glide_ui.ui.editor_values import editor_background, mask_from_editor
 from glide_ui.ui.history import user_messages
 from glide_ui.ui.settings import sampling_fields
 from glide_ui.ui.streaming import render, user_errors
@@ -91,7 +92,8 @@ def build(backend: Backend) -> TabHandles:
                 negative_prompt="", request: gr.Request = None):
         image = editor_background(mask_editor)
         events = backend.run(run_inpaint, InpaintRequest(
-            image=image, mask=mask_editor, prompt=prompt, batch_size=batch_size, seed=seed,
+            image=image, mask=mask_from_editor(mask_editor, image.size), prompt=prompt,
+            batch_size=batch_size, seed=seed,
             guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,
             mask_invert=mask_invert, mask_shape=mask_shape, negative_prompt=negative_prompt,
             **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,

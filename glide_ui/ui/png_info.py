@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from glide_ui.errors import GlideUIError
-from glide_ui.images import editor_background, load_image, mask_from_editor, read_recipe
+from glide_ui.images import load_image, read_recipe
 from glide_ui.models import ModelManager
 from glide_ui.pipelines.inpaint import input_record
 from glide_ui.recipe import Recipe
@@ -13,6 +13,7 @@ from glide_ui.settings import TABS
 from glide_ui.ui import sketch
 from glide_ui.ui.backend import TabHandles
 from glide_ui.ui.editor import picture_inputs
+from glide_ui.ui.editor_values import editor_background, mask_from_editor
 from glide_ui.ui.history import TAB_TITLES
 from glide_ui.ui.settings import restore_plan, restore_warnings
 

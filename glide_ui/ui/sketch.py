@@ -6,13 +6,14 @@ from __future__ import annotations
 import gradio as gr
 
 from glide_ui.errors import GlideUIError
-from glide_ui.images import editor_background, paint_strokes
+from glide_ui.images import paint_strokes
 from glide_ui.pipelines.inpaint import input_record
 from glide_ui.pipelines.requests import STRENGTH_RANGE, SketchRequest
 from glide_ui.pipelines.sketch import sketch as run_sketch
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import Backend, TabHandles, user_of
 from glide_ui.ui.editor import checked, upload_guard
+from glide_ui.ui.editor_values import editor_background, editor_strokes
 from glide_ui.ui.settings import sampling_fields
 from glide_ui.ui.streaming import render, user_errors
 
@@ -33,7 +34,8 @@ def editor_inputs(sketch_editor: dict | None) -> dict[str, str] | None:
     """The fingerprints (as a sketch recipe records them) of the picture with its strokes
     and of their region, or None when the editor holds no readable picture."""
     try:
-        return input_record(*paint_strokes(editor_background(sketch_editor), sketch_editor))
+        return input_record(*paint_strokes(editor_background(sketch_editor),
+                                                   editor_strokes(sketch_editor)))
     except GlideUIError:
         return None
 
@@ -52,7 +54,8 @@ def build(backend: Backend) -> TabHandles:
                base_respacing, upsample_sampler, filmstrip, negative_prompt="",
                request: gr.Request = None):
         events = backend.run(run_sketch, SketchRequest(
-            image=editor_background(sketch_editor, "sketch on"), strokes=sketch_editor,
+            image=editor_background(sketch_editor, "sketch on"),
+            strokes=editor_strokes(sketch_editor),
             prompt=prompt,
             strength=strength, batch_size=batch_size, seed=seed,
             guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,

@@ -16,8 +16,9 @@ from glide_ui.pipelines.sweep import compare_guidance
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles, user_of
 from glide_ui.ui.gpu import on_gpu
+from glide_ui.ui.named import named_handler
 from glide_ui.ui.ranking import rank_handler
-from glide_ui.ui.settings import sampling_fields
+from glide_ui.ui.settings import handler_defaults, request_fields
 from glide_ui.ui.streaming import render, user_errors
 
 TAB_ID = "clip_guided"
@@ -30,21 +31,17 @@ def build(backend: Backend) -> TabHandles:
     store = backend.store
 
     @user_errors
-    def clip_guided(prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
-                    cfg_scale, sampler, steps, upsample, upsample_steps, upsample_temp,
-                    base_respacing, upsample_sampler, filmstrip, openai_clip_model,
-                    request: gr.Request = None):
-        sampling = sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
-                                   base_respacing, upsample_sampler, filmstrip)
-        if compare_with_cfg:
-            cfg_request = Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
-                                         guidance_scale=cfg_scale, **sampling)
-            events = backend.run(compare_guidance, cfg_request, clip_scale=guidance_scale,
-                                 clip_source=clip_source, openai_clip_model=openai_clip_model)
+    def clip_guided(values: dict, request: gr.Request | None):
+        if values["compare_with_cfg"]:
+            cfg_request = Text2ImRequest(**request_fields(
+                "text2im", {**values, "guidance_scale": values["cfg_scale"]}))
+            events = backend.run(compare_guidance, cfg_request,
+                                 clip_scale=values["guidance_scale"],
+                                 clip_source=values["clip_source"],
+                                 openai_clip_model=values["openai_clip_model"])
         else:
             events = backend.run(run_clip_guided, ClipGuidedRequest(
-                prompt=prompt, batch_size=batch_size, seed=seed, clip_source=clip_source,
-                clip_scale=guidance_scale, openai_clip_model=openai_clip_model, **sampling))
+                **request_fields("clip_guided", values)))
         yield from render(events, store, user_of(request))
 
     with gr.Row(equal_height=False):
@@ -74,8 +71,12 @@ def build(backend: Backend) -> TabHandles:
             widgets.example_prompts(prompt, EXAMPLES)
         area, actions, rank_button, _ = widgets.results_column()
 
-    inputs = [prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
-              cfg_scale, *sampling.inputs(), openai_clip_model]
+    controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
+                "guidance_scale": guidance_scale, "clip_source": clip_source}
+    clip_guided, inputs = named_handler(clip_guided, {
+        **controls, "compare_with_cfg": compare_with_cfg, "cfg_scale": cfg_scale,
+        **sampling.by_name(), "openai_clip_model": openai_clip_model},
+        handler_defaults("clip_guided"))
     runs = [
         buttons.run.click(on_gpu(clip_guided), inputs, area.outputs(), api_name="clip_guided",
                           concurrency_id=GPU_QUEUE, show_progress="hidden"),
@@ -85,8 +86,6 @@ def build(backend: Backend) -> TabHandles:
                           api_visibility="private", concurrency_id=GPU_QUEUE),
     ]
     buttons.stop.click(None, cancels=runs)
-    controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
-                "guidance_scale": guidance_scale, "clip_source": clip_source,
-                "openai_clip_model": openai_clip_model, **sampling.by_name()}
+    controls.update(openai_clip_model=openai_clip_model, **sampling.by_name())
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)

@@ -13,7 +13,8 @@ from glide_ui.pipelines.sketch import sketch as run_sketch
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import Backend, TabHandles, user_of
 from glide_ui.ui.editor import checked, upload_guard
-from glide_ui.ui.settings import sampling_fields
+from glide_ui.ui.named import named_handler
+from glide_ui.ui.settings import handler_defaults, request_fields
 from glide_ui.ui.streaming import render, user_errors
 
 TAB_ID = "sketch"
@@ -47,18 +48,11 @@ def build(backend: Backend) -> TabHandles:
     store = backend.store
 
     @user_errors
-    def sketch(sketch_editor, prompt, strength, batch_size, seed, guidance_scale, mask_grow,
-               mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp,
-               base_respacing, upsample_sampler, filmstrip, negative_prompt="",
-               request: gr.Request = None):
+    def sketch(values: dict, request: gr.Request | None):
+        sketch_editor = values["sketch_editor"]
         events = backend.run(run_sketch, SketchRequest(
             image=editor_background(sketch_editor, "sketch on"), strokes=sketch_editor,
-            prompt=prompt,
-            strength=strength, batch_size=batch_size, seed=seed,
-            guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,
-            negative_prompt=negative_prompt,
-            **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
-                              base_respacing, upsample_sampler, filmstrip)))
+            **request_fields("sketch", values)))
         for preview, progress, gallery, notes in render(events, store, user_of(request)):
             final = isinstance(gallery, list) and gallery
             yield preview, progress, gallery, notes, gallery[0][0] if final else gr.skip()
@@ -85,12 +79,11 @@ def build(backend: Backend) -> TabHandles:
             result = gr.Image(label="Result (full size)", format="png", interactive=False,
                               height=420, elem_id="sketch-result")
 
-    inputs = [editor, prompt, strength, batch_size, seed, guidance_scale, mask_grow,
-              mask_feather, *sampling.inputs(), negative_prompt]
-    widgets.wire_runs(sketch, buttons, prompt, inputs, [*area.outputs(), result], "sketch")
     controls = {"sketch_editor": editor, "prompt": prompt, "strength": strength,
                 "batch_size": batch_size, "seed": seed, "guidance_scale": guidance_scale,
                 "mask_grow": mask_grow, "mask_feather": mask_feather, **sampling.by_name(),
                 "negative_prompt": negative_prompt}
+    sketch, inputs = named_handler(sketch, controls, handler_defaults("sketch"))
+    widgets.wire_runs(sketch, buttons, prompt, inputs, [*area.outputs(), result], "sketch")
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)

@@ -12,7 +12,8 @@ from glide_ui.settings import SETTINGS
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import Backend, TabHandles, user_of
 from glide_ui.ui.editor import picture_input
-from glide_ui.ui.settings import sampling_fields
+from glide_ui.ui.named import named_handler
+from glide_ui.ui.settings import handler_defaults, request_fields
 from glide_ui.ui.sketch import strength_slider
 from glide_ui.ui.streaming import render, user_errors
 
@@ -23,17 +24,12 @@ def build(backend: Backend) -> TabHandles:
     store = backend.store
 
     @user_errors
-    def variations(picture, prompt, strength, batch_size, seed, guidance_scale, sampler,
-                   steps, upsample, upsample_steps, upsample_temp, base_respacing,
-                   upsample_sampler, filmstrip, negative_prompt="",
-                   request: gr.Request = None):
+    def variations(values: dict, request: gr.Request | None):
+        picture = values["picture"]
         if picture is not None and not backend.shares_files:  # a replica elsewhere
             picture = load_image(picture)
         events = backend.run(run_variations, VariationsRequest(
-            image=picture, prompt=prompt, strength=strength, batch_size=batch_size,
-            seed=seed, guidance_scale=guidance_scale, negative_prompt=negative_prompt,
-            **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
-                              base_respacing, upsample_sampler, filmstrip)))
+            image=picture, **request_fields("variations", values)))
         yield from render(events, store, user_of(request))
 
     with gr.Row(equal_height=False):
@@ -56,11 +52,10 @@ def build(backend: Backend) -> TabHandles:
             area = widgets.run_area()
             actions = widgets.result_actions(area)
 
-    inputs = [picture, prompt, strength, batch_size, seed, guidance_scale, *sampling.inputs(),
-              negative_prompt]
-    widgets.wire_runs(variations, buttons, prompt, inputs, area.outputs(), "variations")
     controls = {"picture": picture, "prompt": prompt, "strength": strength,
                 "batch_size": batch_size, "seed": seed, "guidance_scale": guidance_scale,
                 **sampling.by_name(), "negative_prompt": negative_prompt}
+    variations, inputs = named_handler(variations, controls, handler_defaults("variations"))
+    widgets.wire_runs(variations, buttons, prompt, inputs, area.outputs(), "variations")
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)

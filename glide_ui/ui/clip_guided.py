@@ -7,8 +7,6 @@ import gradio as gr
 from glide_ui.checkpoints import OPENAI_CLIP_NAMES
 from glide_ui.pipelines.clip_guided import clip_guided as run_clip_guided
 from glide_ui.pipelines.requests import (
-    CLIP_SCALE_RANGE,
-    GUIDANCE_SCALE_RANGE,
     ClipGuidedRequest,
     Text2ImRequest,
 )
@@ -49,21 +47,21 @@ def build(backend: Backend) -> TabHandles:
             prompt = widgets.prompt_box("a hedgehog using a calculator")
             buttons = widgets.run_buttons("Generate with CLIP guidance")
             clip_source = gr.Radio(SOURCES, value="glide", label="Guidance source")
-            guidance_scale = widgets.scale_slider(
-                3.0, "CLIP guidance scale", "Strength of the CLIP gradient pushing each step "
-                "towards the prompt.", CLIP_SCALE_RANGE)
-            batch_size = widgets.batch_slider()
+            guidance_scale = widgets.setting_widget(
+                "clip_scale", "clip_guided", info="Strength of the CLIP gradient pushing each "
+                "step towards the prompt.")
+            batch_size = widgets.setting_widget("batch_size", "clip_guided")
             seed = widgets.seed_box()
             with gr.Accordion("Compare with classifier-free guidance", open=False):
                 compare_with_cfg = gr.Checkbox(
                     False, label="Compare side by side",
                     info="Runs CLIP guidance and classifier-free guidance from the same seed "
                          "and shows both.")
-                cfg_scale = widgets.scale_slider(3.0, "Classifier-free guidance scale",
-                                                 "Used by the comparison image only.",
-                                                 GUIDANCE_SCALE_RANGE)
+                cfg_scale = widgets.setting_widget(
+                    "guidance_scale", "text2im", label="Classifier-free guidance scale",
+                    info="Used by the comparison image only.")
             with gr.Accordion("Advanced", open=False):
-                sampling = widgets.sampler_controls(solvers=False)
+                sampling = widgets.sampler_controls("clip_guided", solvers=False)
                 openai_clip_model = gr.Dropdown(
                     list(OPENAI_CLIP_NAMES), value=ClipGuidedRequest.openai_clip_model,
                     label="OpenAI CLIP model",

@@ -6,7 +6,7 @@ import gradio as gr
 
 from glide_ui.images import load_image, read_recipe
 from glide_ui.pipelines.rank import ranked_run
-from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, MAX_BATCH_SIZE, Text2ImRequest
+from glide_ui.pipelines.requests import MAX_BATCH_SIZE, Text2ImRequest
 from glide_ui.pipelines.sweep import MAX_SWEEP_VALUES
 from glide_ui.pipelines.sweep import sweep as run_sweep
 from glide_ui.pipelines.text2im import text2im, upsample_picked
@@ -102,15 +102,13 @@ def build(backend: Backend) -> TabHandles:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
             prompt = widgets.prompt_box("an oil painting of a corgi")
-            negative_prompt = widgets.negative_box()
+            negative_prompt = widgets.negative_box("text2im")
             buttons = widgets.run_buttons("Generate")
-            batch_size = widgets.batch_slider()
-            guidance_scale = widgets.scale_slider(
-                3.0, "Guidance scale", "Classifier-free guidance: higher follows the prompt "
-                "more closely, lower gives more variety.", GUIDANCE_SCALE_RANGE)
+            batch_size = widgets.setting_widget("batch_size", "text2im")
+            guidance_scale = widgets.setting_widget("guidance_scale", "text2im")
             seed = widgets.seed_box()
             with gr.Accordion("Advanced", open=False):
-                sampling = widgets.sampler_controls()
+                sampling = widgets.sampler_controls("text2im")
                 rank_with_clip = gr.Checkbox(False, label="Rank the batch with CLIP",
                                              info="Best match to the prompt first.")
             with gr.Accordion("Sweep (guidance-scale grid)", open=False):

@@ -121,12 +121,12 @@ def build(backend: Backend) -> TabHandles:
         with gr.Column(scale=6, min_width=340):
             prompt = widgets.prompt_box("what the painted region should show",
                                         label="Prompt for the painted region")
-            negative_prompt = widgets.negative_box()
+            negative_prompt = widgets.negative_box("inpaint")
             buttons = widgets.run_buttons("Inpaint")
             mask_grow, mask_feather = widgets.mask_sliders(
-                "Grow mask (px)",
+                "inpaint",                 "Grow mask (px)",
                 "Widen the painted region before inpainting; negative shrinks it.")
-            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings()
+            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings("inpaint")
             examples = gr.Examples(example_rows(), inputs=[editor, prompt],
                                    label="Example pictures", api_visibility="private")
         with gr.Column(scale=5, min_width=320):

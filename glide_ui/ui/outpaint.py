@@ -11,8 +11,6 @@ from glide_ui.images import load_image
 from glide_ui.pipelines.outpaint import FILL, layout
 from glide_ui.pipelines.outpaint import outpaint as run_outpaint
 from glide_ui.pipelines.requests import (
-    MAX_BLEND,
-    MAX_EXTENSION,
     SIDES,
     OutpaintRequest,
     validate,
@@ -92,26 +90,24 @@ def build(backend: Backend) -> TabHandles:
         with gr.Column(scale=6, min_width=340):
             prompt = widgets.prompt_box("what the whole extended picture shows",
                                         label="Prompt for the extended picture")
-            negative_prompt = widgets.negative_box()
+            negative_prompt = widgets.negative_box("outpaint")
             buttons = widgets.run_buttons("Outpaint")
             by_side = {}
             for pair in (("left", "right"), ("top", "bottom")):
                 with gr.Row():
                     for side in pair:
-                        by_side[side] = widgets.pipeline_checked(gr.Slider(
-                            0, MAX_EXTENSION, value=0, step=1, label=f"{side.capitalize()} (px)",
-                            info=f"Pixels added on the {side}."))
+                        by_side[side] = widgets.setting_widget(
+                            side, "outpaint", label=f"{side.capitalize()} (px)")
             sides = [by_side[side] for side in SIDES]
             with gr.Row():
                 aspect_ratio = gr.Dropdown(ASPECTS, value="", label="Or extend to",
                                            allow_custom_value=True,
                                            info="An aspect ratio (instead of the sides): the "
                                                 "short way, half on each side.")
-                blend = widgets.pipeline_checked(gr.Slider(
-                    0, MAX_BLEND, value=8, step=1, label="Blend band (px)",
-                    info="Pixels of the picture next to the new area that are blended in; "
-                         "the rest stay exact."))
-            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings()
+                blend = widgets.setting_widget(
+                    "blend", "outpaint", info="Pixels of the picture next to the new area "
+                    "that are blended in; the rest stay exact.")
+            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings("outpaint")
             examples = gr.Examples(example_rows(),
                                    inputs=[image, prompt, *sides, aspect_ratio],
                                    label="Example pictures", api_visibility="private")

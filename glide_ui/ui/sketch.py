@@ -8,7 +8,7 @@ import gradio as gr
 from glide_ui.errors import GlideUIError
 from glide_ui.images import editor_background, paint_strokes
 from glide_ui.pipelines.inpaint import input_record
-from glide_ui.pipelines.requests import STRENGTH_RANGE, SketchRequest
+from glide_ui.pipelines.requests import SketchRequest
 from glide_ui.pipelines.sketch import sketch as run_sketch
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import Backend, TabHandles, user_of
@@ -39,9 +39,8 @@ def editor_inputs(sketch_editor: dict | None) -> dict[str, str] | None:
         return None
 
 
-def strength_slider(value: float, info: str) -> gr.Slider:
-    return widgets.pipeline_checked(gr.Slider(*STRENGTH_RANGE, value=value, step=0.05,
-                                              label="Strength", info=info))
+def strength_slider(job: str, info: str) -> gr.Slider:
+    return widgets.setting_widget("strength", job, step=0.05, info=info)
 
 
 def build(backend: Backend) -> TabHandles:
@@ -65,14 +64,14 @@ def build(backend: Backend) -> TabHandles:
             upload_guard(editor)
             prompt = widgets.prompt_box("what the painted strokes should become",
                                         label="Prompt for the sketch")
-            negative_prompt = widgets.negative_box()
+            negative_prompt = widgets.negative_box("sketch")
             buttons = widgets.run_buttons("Edit from sketch")
-            strength = strength_slider(0.7, "How far from the strokes: 0 keeps them as "
+            strength = strength_slider("sketch", "How far from the strokes: 0 keeps them as "
                                             "painted, 1 ignores their colours (inpainting).")
             mask_grow, mask_feather = widgets.mask_sliders(
-                "Grow region (px)",
+                "sketch",                 "Grow region (px)",
                 "Also repaint this far around the strokes; negative shrinks the region.")
-            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings()
+            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings("sketch")
         with gr.Column(scale=5, min_width=320):
             area = widgets.run_area(preview_height=260)
             actions = widgets.result_actions(area)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import gradio as gr
 
 from glide_ui.images import load_image
-from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, VariationsRequest
+from glide_ui.pipelines.requests import VariationsRequest
 from glide_ui.pipelines.variations import variations as run_variations
-from glide_ui.settings import SETTINGS
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import Backend, TabHandles, user_of
 from glide_ui.ui.editor import picture_input
@@ -37,17 +36,15 @@ def build(backend: Backend) -> TabHandles:
             picture = picture_input(label="Picture", format="png", height=320,
                                     elem_id="variations-picture")
             prompt = widgets.prompt_box("what the variations should show")
-            negative_prompt = widgets.negative_box()
+            negative_prompt = widgets.negative_box("variations")
             buttons = widgets.run_buttons("Make variations")
-            strength = strength_slider(0.6, "How far from the picture: 0 keeps its 64 px "
+            strength = strength_slider("variations", "How far from the picture: 0 keeps its 64 px "
                                             "version, 1 ignores it (text to image).")
-            guidance_scale = widgets.scale_slider(3.0, "Guidance scale",
-                                                  "Classifier-free guidance.",
-                                                  GUIDANCE_SCALE_RANGE)
-            batch_size = widgets.batch_slider(SETTINGS["batch_size"].page_defaults["variations"])
+            guidance_scale = widgets.setting_widget("guidance_scale", "variations")
+            batch_size = widgets.setting_widget("batch_size", "variations")
             seed = widgets.seed_box()
             with gr.Accordion("Advanced", open=False):
-                sampling = widgets.sampler_controls()
+                sampling = widgets.sampler_controls("variations")
         with gr.Column(scale=6, min_width=320):
             area = widgets.run_area()
             actions = widgets.result_actions(area)

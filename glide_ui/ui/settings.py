@@ -107,7 +107,8 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
                      inputs: dict[str, str] | None = None) -> list[str]:
     """Why a run of the restored settings may not give the recipe's pixels, in words.
 
-    `manager`: this server's (device, dtype, weights); `left`: settings no widget holds;
+    `manager`: this server's ModelManager (its `place`, device and dtype as strings, and
+    its weights); `left`: settings no widget holds;
     `inputs`: for a recipe of inputs (inpainting, outpainting, sketch, variations), the
     fingerprints of the picture (and mask) now in its tab (see
     `pipelines.inpaint.input_record`), or None when it holds none.
@@ -115,7 +116,7 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
     settings = recipe.settings
     notes = []
     made = _place(settings.get("device"), settings.get("dtype"))
-    here = _place(str(manager.device), str(manager.dtype).removeprefix("torch."))
+    here = _place(*manager.place)
     if made and made != here:
         notes.append(f"It was made on {made}; this server runs on {here}, which the page "
                      "cannot change: the pixels will differ slightly.")

@@ -408,6 +408,12 @@ class ModelManager:
             known = self._hashes.get(name)
         return known or ckpt.get_spec(name).sha256
 
+    @property
+    def place(self) -> tuple[str, str]:
+        """(device, dtype) as recipes record them, e.g. ("cpu", "float32"): plain strings,
+        so the page can compare them without torch."""
+        return str(self.device), _dtype_name(self.dtype)
+
     def info(self, name: str) -> ModelInfo:
         return ModelInfo(name, self.checkpoint_id(name), self.options(name))
 

@@ -68,7 +68,7 @@ from glide_ui.pipelines.requests import (
 from glide_ui.pipelines.text2im import text2im
 from glide_ui.recipe import Recipe
 from glide_ui.ui.editor_values import mask_from_editor
-from glide_ui.ui.settings import restore_plan, restore_warnings, sampling_fields, widget_values
+from glide_ui.ui.settings import request_fields, restore_plan, restore_warnings, widget_values
 
 QUICK = dict(base_respacing="2", upsample=False, preview_interval=3600)  # Python runs
 FAST = {"steps": 2, "upsample": False}  # HTTP runs
@@ -444,10 +444,7 @@ def test_a_respacing_goes_back_whole_into_the_widgets():
     recipe = read_recipe(RECIPE_DDIM10)
     values = widget_values(recipe)
     assert values["steps"] == 10 and values["base_respacing"] == "ddim10"
-    assert sampling_fields(values["sampler"], values["steps"], values["upsample"],
-                           values["upsample_steps"], values["upsample_temp"],
-                           values["base_respacing"], values["upsample_sampler"]
-                           )["base_respacing"] == "ddim10"
+    assert request_fields(recipe.pipeline, values)["base_respacing"] == "ddim10"
     plain = widget_values(Recipe("text2im", "x", 1, {"base_respacing": "25"}))
     assert plain["steps"] == 25 and plain["base_respacing"] == ""
     fast = widget_values(Recipe("text2im", "x", 1, {"base_respacing": "fast27"}))

@@ -7,8 +7,6 @@ import gradio as gr
 from glide_ui.checkpoints import OPENAI_CLIP_NAMES
 from glide_ui.pipelines.clip_guided import clip_guided as run_clip_guided
 from glide_ui.pipelines.requests import (
-    CLIP_SCALE_RANGE,
-    GUIDANCE_SCALE_RANGE,
     ClipGuidedRequest,
     Text2ImRequest,
 )
@@ -16,8 +14,9 @@ from glide_ui.pipelines.sweep import compare_guidance
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles, user_of
 from glide_ui.ui.gpu import on_gpu
+from glide_ui.ui.named import named_handler
 from glide_ui.ui.ranking import rank_handler
-from glide_ui.ui.settings import sampling_fields
+from glide_ui.ui.settings import handler_defaults, request_fields
 from glide_ui.ui.streaming import render, user_errors
 
 TAB_ID = "clip_guided"
@@ -30,21 +29,17 @@ def build(backend: Backend) -> TabHandles:
     store = backend.store
 
     @user_errors
-    def clip_guided(prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
-                    cfg_scale, sampler, steps, upsample, upsample_steps, upsample_temp,
-                    base_respacing, upsample_sampler, filmstrip, openai_clip_model,
-                    request: gr.Request = None):
-        sampling = sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
-                                   base_respacing, upsample_sampler, filmstrip)
-        if compare_with_cfg:
-            cfg_request = Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
-                                         guidance_scale=cfg_scale, **sampling)
-            events = backend.run(compare_guidance, cfg_request, clip_scale=guidance_scale,
-                                 clip_source=clip_source, openai_clip_model=openai_clip_model)
+    def clip_guided(values: dict, request: gr.Request | None):
+        if values["compare_with_cfg"]:
+            cfg_request = Text2ImRequest(**request_fields(
+                "text2im", {**values, "guidance_scale": values["cfg_scale"]}))
+            events = backend.run(compare_guidance, cfg_request,
+                                 clip_scale=values["guidance_scale"],
+                                 clip_source=values["clip_source"],
+                                 openai_clip_model=values["openai_clip_model"])
         else:
             events = backend.run(run_clip_guided, ClipGuidedRequest(
-                prompt=prompt, batch_size=batch_size, seed=seed, clip_source=clip_source,
-                clip_scale=guidance_scale, openai_clip_model=openai_clip_model, **sampling))
+                **request_fields("clip_guided", values)))
         yield from render(events, store, user_of(request))
 
     with gr.Row(equal_height=False):
@@ -52,21 +47,21 @@ def build(backend: Backend) -> TabHandles:
             prompt = widgets.prompt_box("a hedgehog using a calculator")
             buttons = widgets.run_buttons("Generate with CLIP guidance")
             clip_source = gr.Radio(SOURCES, value="glide", label="Guidance source")
-            guidance_scale = widgets.scale_slider(
-                3.0, "CLIP guidance scale", "Strength of the CLIP gradient pushing each step "
-                "towards the prompt.", CLIP_SCALE_RANGE)
-            batch_size = widgets.batch_slider()
+            guidance_scale = widgets.setting_widget(
+                "clip_scale", "clip_guided", info="Strength of the CLIP gradient pushing each "
+                "step towards the prompt.")
+            batch_size = widgets.setting_widget("batch_size", "clip_guided")
             seed = widgets.seed_box()
             with gr.Accordion("Compare with classifier-free guidance", open=False):
                 compare_with_cfg = gr.Checkbox(
                     False, label="Compare side by side",
                     info="Runs CLIP guidance and classifier-free guidance from the same seed "
                          "and shows both.")
-                cfg_scale = widgets.scale_slider(3.0, "Classifier-free guidance scale",
-                                                 "Used by the comparison image only.",
-                                                 GUIDANCE_SCALE_RANGE)
+                cfg_scale = widgets.setting_widget(
+                    "guidance_scale", "text2im", label="Classifier-free guidance scale",
+                    info="Used by the comparison image only.")
             with gr.Accordion("Advanced", open=False):
-                sampling = widgets.sampler_controls(solvers=False)
+                sampling = widgets.sampler_controls("clip_guided", solvers=False)
                 openai_clip_model = gr.Dropdown(
                     list(OPENAI_CLIP_NAMES), value=ClipGuidedRequest.openai_clip_model,
                     label="OpenAI CLIP model",
@@ -74,8 +69,12 @@ def build(backend: Backend) -> TabHandles:
             widgets.example_prompts(prompt, EXAMPLES)
         area, actions, rank_button, _ = widgets.results_column()
 
-    inputs = [prompt, batch_size, seed, guidance_scale, clip_source, compare_with_cfg,
-              cfg_scale, *sampling.inputs(), openai_clip_model]
+    controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
+                "guidance_scale": guidance_scale, "clip_source": clip_source}
+    clip_guided, inputs = named_handler(clip_guided, {
+        **controls, "compare_with_cfg": compare_with_cfg, "cfg_scale": cfg_scale,
+        **sampling.by_name(), "openai_clip_model": openai_clip_model},
+        handler_defaults("clip_guided"))
     runs = [
         buttons.run.click(on_gpu(clip_guided), inputs, area.outputs(), api_name="clip_guided",
                           concurrency_id=GPU_QUEUE, show_progress="hidden"),
@@ -85,8 +84,6 @@ def build(backend: Backend) -> TabHandles:
                           api_visibility="private", concurrency_id=GPU_QUEUE),
     ]
     buttons.stop.click(None, cancels=runs)
-    controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
-                "guidance_scale": guidance_scale, "clip_source": clip_source,
-                "openai_clip_model": openai_clip_model, **sampling.by_name()}
+    controls.update(openai_clip_model=openai_clip_model, **sampling.by_name())
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)

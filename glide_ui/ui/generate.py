@@ -6,15 +6,16 @@ import gradio as gr
 
 from glide_ui.images import load_image, read_recipe
 from glide_ui.pipelines.rank import ranked_run
-from glide_ui.pipelines.requests import GUIDANCE_SCALE_RANGE, MAX_BATCH_SIZE, Text2ImRequest
+from glide_ui.pipelines.requests import MAX_BATCH_SIZE, Text2ImRequest
 from glide_ui.pipelines.sweep import MAX_SWEEP_VALUES
 from glide_ui.pipelines.sweep import sweep as run_sweep
 from glide_ui.pipelines.text2im import text2im, upsample_picked
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import GPU_QUEUE, Backend, TabHandles, user_of
 from glide_ui.ui.gpu import on_gpu
+from glide_ui.ui.named import named_handler
 from glide_ui.ui.ranking import rank_handler
-from glide_ui.ui.settings import sampling_fields
+from glide_ui.ui.settings import handler_defaults, request_fields
 from glide_ui.ui.streaming import render, user_errors
 
 TAB_ID = "generate"
@@ -76,35 +77,21 @@ def pick_controls() -> tuple[gr.Dropdown, gr.Button]:
 def build(backend: Backend) -> TabHandles:
     store = backend.store
 
-    def text2im_request(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
-                        upsample_steps, upsample_temp, base_respacing,
-                        upsample_sampler, filmstrip, negative_prompt) -> Text2ImRequest:
-        return Text2ImRequest(prompt=prompt, batch_size=batch_size, seed=seed,
-                              guidance_scale=guidance_scale, negative_prompt=negative_prompt,
-                              **sampling_fields(sampler, steps, upsample, upsample_steps,
-                                                upsample_temp, base_respacing,
-                                                upsample_sampler, filmstrip))
+    def text2im_request(values: dict) -> Text2ImRequest:
+        return Text2ImRequest(**request_fields("text2im", values))
 
     @user_errors
-    def generate(prompt, batch_size, seed, guidance_scale, sampler, steps, upsample,
-                 upsample_steps, upsample_temp, base_respacing, upsample_sampler, filmstrip,
-                 rank_with_clip, negative_prompt="", request: gr.Request = None):
-        job = text2im_request(prompt, batch_size, seed, guidance_scale, sampler, steps,
-                              upsample, upsample_steps, upsample_temp, base_respacing,
-                              upsample_sampler, filmstrip, negative_prompt)
-        events = backend.run(ranked_run, text2im, job, prompt) if rank_with_clip \
-            else backend.run(text2im, job)
+    def generate(values: dict, request: gr.Request | None):
+        job = text2im_request(values)
+        events = backend.run(ranked_run, text2im, job, values["prompt"]) \
+            if values["rank_with_clip"] else backend.run(text2im, job)
         yield from render(events, store, user_of(request))
 
     @user_errors
-    def sweep(prompt, sweep_param, sweep_values, seed, guidance_scale, sampler, steps,
-              upsample, upsample_steps, upsample_temp, base_respacing, upsample_sampler,
-              filmstrip, negative_prompt="", request: gr.Request = None):
-        base = text2im_request(prompt, 1, seed, guidance_scale, sampler, steps, upsample,
-                               upsample_steps, upsample_temp, base_respacing, upsample_sampler,
-                               filmstrip, negative_prompt)
-        yield from render(backend.run(run_sweep, base, param=sweep_param,
-                                      values=parse_values(sweep_values)), store,
+    def sweep(values: dict, request: gr.Request | None):
+        base = text2im_request({**values, "batch_size": 1})
+        yield from render(backend.run(run_sweep, base, param=values["sweep_param"],
+                                      values=parse_values(values["sweep_values"])), store,
                           user_of(request))
 
     @user_errors
@@ -115,15 +102,13 @@ def build(backend: Backend) -> TabHandles:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
             prompt = widgets.prompt_box("an oil painting of a corgi")
-            negative_prompt = widgets.negative_box()
+            negative_prompt = widgets.negative_box("text2im")
             buttons = widgets.run_buttons("Generate")
-            batch_size = widgets.batch_slider()
-            guidance_scale = widgets.scale_slider(
-                3.0, "Guidance scale", "Classifier-free guidance: higher follows the prompt "
-                "more closely, lower gives more variety.", GUIDANCE_SCALE_RANGE)
+            batch_size = widgets.setting_widget("batch_size", "text2im")
+            guidance_scale = widgets.setting_widget("guidance_scale", "text2im")
             seed = widgets.seed_box()
             with gr.Accordion("Advanced", open=False):
-                sampling = widgets.sampler_controls()
+                sampling = widgets.sampler_controls("text2im")
                 rank_with_clip = gr.Checkbox(False, label="Rank the batch with CLIP",
                                              info="Best match to the prompt first.")
             with gr.Accordion("Sweep (guidance-scale grid)", open=False):
@@ -136,19 +121,24 @@ def build(backend: Backend) -> TabHandles:
         area, actions, rank_button, (pick_numbers, upsample_button) = \
             widgets.results_column(pick_controls)
 
-    gen_inputs = [prompt, batch_size, seed, guidance_scale, *sampling.inputs(), rank_with_clip,
-                  negative_prompt]
+    settings = {"batch_size": batch_size, "seed": seed, "guidance_scale": guidance_scale,
+                **sampling.by_name()}
+    defaults = handler_defaults("text2im")
+    generate, gen_inputs = named_handler(generate, {
+        "prompt": prompt, **settings, "rank_with_clip": rank_with_clip,
+        "negative_prompt": negative_prompt}, defaults)
+    sweep, sweep_inputs = named_handler(sweep, {
+        "prompt": prompt, "sweep_param": sweep_param, "sweep_values": sweep_values,
+        **{name: widget for name, widget in settings.items() if name != "batch_size"},
+        "negative_prompt": negative_prompt}, defaults)
     runs = [
         buttons.run.click(on_gpu(generate), gen_inputs, area.outputs(), api_name="generate",
                           concurrency_id=GPU_QUEUE, show_progress="hidden"),
         prompt.submit(on_gpu(generate), gen_inputs, area.outputs(),
                       api_visibility="private", concurrency_id=GPU_QUEUE,
                       show_progress="hidden"),
-        sweep_button.click(on_gpu(sweep), [prompt, sweep_param, sweep_values, seed,
-                                           guidance_scale, *sampling.inputs(),
-                                           negative_prompt],
-                           area.outputs(), api_name="sweep", concurrency_id=GPU_QUEUE,
-                           show_progress="hidden"),
+        sweep_button.click(on_gpu(sweep), sweep_inputs, area.outputs(), api_name="sweep",
+                           concurrency_id=GPU_QUEUE, show_progress="hidden"),
         upsample_button.click(on_gpu(upsample_later),
                               [area.gallery, pick_numbers, actions.selected], area.outputs(),
                               api_name="upsample_picked", concurrency_id=GPU_QUEUE,
@@ -157,8 +147,6 @@ def build(backend: Backend) -> TabHandles:
                           area.gallery, api_name="rank", concurrency_id=GPU_QUEUE),
     ]
     buttons.stop.click(None, cancels=runs)
-    controls = {"prompt": prompt, "batch_size": batch_size, "seed": seed,
-                "guidance_scale": guidance_scale, **sampling.by_name(),
-                "negative_prompt": negative_prompt}
+    controls = {"prompt": prompt, **settings, "negative_prompt": negative_prompt}
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)

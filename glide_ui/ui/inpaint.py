@@ -16,7 +16,8 @@ from glide_ui.ui.backend import ASSETS_DIR, Backend, TabHandles, user_of
 from glide_ui.ui.editor import BRUSH_RGBA, mask_editor, upload_guard
 from glide_ui.ui.editor_values import editor_background, mask_from_editor
 from glide_ui.ui.history import user_messages
-from glide_ui.ui.settings import sampling_fields
+from glide_ui.ui.named import named_handler
+from glide_ui.ui.settings import handler_defaults, request_fields
 from glide_ui.ui.streaming import render, user_errors
 
 TAB_ID = "inpaint"
@@ -86,18 +87,12 @@ def build(backend: Backend) -> TabHandles:
     store = backend.store
 
     @user_errors
-    def inpaint(mask_editor, prompt, batch_size, seed, guidance_scale, mask_grow,
-                mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp,
-                base_respacing, upsample_sampler, filmstrip, mask_invert=False, mask_shape="",
-                negative_prompt="", request: gr.Request = None):
+    def inpaint(values: dict, request: gr.Request | None):
+        mask_editor = values["mask_editor"]
         image = editor_background(mask_editor)
         events = backend.run(run_inpaint, InpaintRequest(
-            image=image, mask=mask_from_editor(mask_editor, image.size), prompt=prompt,
-            batch_size=batch_size, seed=seed,
-            guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,
-            mask_invert=mask_invert, mask_shape=mask_shape, negative_prompt=negative_prompt,
-            **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
-                              base_respacing, upsample_sampler, filmstrip)))
+            image=image, mask=mask_from_editor(mask_editor, image.size),
+            **request_fields("inpaint", values)))
         first = True
         for preview, progress, gallery, notes in render(events, store, user_of(request)):
             final = isinstance(gallery, list)
@@ -128,12 +123,12 @@ def build(backend: Backend) -> TabHandles:
         with gr.Column(scale=6, min_width=340):
             prompt = widgets.prompt_box("what the painted region should show",
                                         label="Prompt for the painted region")
-            negative_prompt = widgets.negative_box()
+            negative_prompt = widgets.negative_box("inpaint")
             buttons = widgets.run_buttons("Inpaint")
             mask_grow, mask_feather = widgets.mask_sliders(
-                "Grow mask (px)",
+                "inpaint",                 "Grow mask (px)",
                 "Widen the painted region before inpainting; negative shrinks it.")
-            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings()
+            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings("inpaint")
             examples = gr.Examples(example_rows(), inputs=[editor, prompt],
                                    label="Example pictures", api_visibility="private")
         with gr.Column(scale=5, min_width=320):
@@ -155,14 +150,13 @@ def build(backend: Backend) -> TabHandles:
     area.gallery.select(_show_picked, area.gallery, result, queue=False,
                         api_visibility="private")
 
-    inputs = [editor, prompt, batch_size, seed, guidance_scale, mask_grow, mask_feather,
-              *sampling.inputs(), mask_invert, mask_shape, negative_prompt]
-    outputs = [*area.outputs(), original, result]
-    widgets.wire_runs(inpaint, buttons, prompt, inputs, outputs, "inpaint")
     controls = {"mask_editor": editor, "prompt": prompt, "batch_size": batch_size,
                 "seed": seed, "guidance_scale": guidance_scale, "mask_grow": mask_grow,
                 "mask_feather": mask_feather, **sampling.by_name(), "mask_invert": mask_invert,
                 "mask_shape": mask_shape, "negative_prompt": negative_prompt}
+    inpaint, inputs = named_handler(inpaint, controls, handler_defaults("inpaint"))
+    outputs = [*area.outputs(), original, result]
+    widgets.wire_runs(inpaint, buttons, prompt, inputs, outputs, "inpaint")
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)
 

@@ -11,8 +11,6 @@ from glide_ui.images import load_image
 from glide_ui.pipelines.outpaint import FILL, layout
 from glide_ui.pipelines.outpaint import outpaint as run_outpaint
 from glide_ui.pipelines.requests import (
-    MAX_BLEND,
-    MAX_EXTENSION,
     SIDES,
     OutpaintRequest,
     validate,
@@ -20,7 +18,8 @@ from glide_ui.pipelines.requests import (
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import ASSETS_DIR, Backend, TabHandles, user_of
 from glide_ui.ui.editor import picture_input
-from glide_ui.ui.settings import sampling_fields
+from glide_ui.ui.named import named_handler
+from glide_ui.ui.settings import handler_defaults, request_fields
 from glide_ui.ui.streaming import render, user_errors
 
 TAB_ID = "outpaint"
@@ -42,7 +41,9 @@ def plan_view(image, left, top, right, bottom, aspect_ratio, blend):
         return None, PLAN_HINT
     try:
         request, _ = validate(OutpaintRequest(
-            image=image, blend=blend, **extension(left, top, right, bottom, aspect_ratio)))
+            image=image, **request_fields("outpaint", {
+                "left": left, "top": top, "right": right, "bottom": bottom,
+                "aspect_ratio": aspect_ratio, "blend": blend})))
     except GlideUIError as error:
         return None, str(error)
     sides = [getattr(request, side) for side in SIDES]
@@ -64,31 +65,16 @@ def plan_view(image, left, top, right, bottom, aspect_ratio, blend):
     return canvas, note
 
 
-def extension(left, top, right, bottom, aspect_ratio) -> dict:
-    """The request's extension fields from the tab's widgets. All of them go to the request,
-    whose validation refuses sides that disagree with a ratio (the page sets the sides to 0
-    when a ratio is chosen; an API caller may send both)."""
-    ratio = (aspect_ratio or "").strip() if isinstance(aspect_ratio, str) else aspect_ratio
-    return {"left": left, "top": top, "right": right, "bottom": bottom,
-            "aspect_ratio": ratio or ""}
-
-
 def build(backend: Backend) -> TabHandles:
     store = backend.store
 
     @user_errors
-    def outpaint(image, prompt, left, top, right, bottom, aspect_ratio, blend, batch_size,
-                 seed, guidance_scale, sampler, steps, upsample, upsample_steps, upsample_temp,
-                 base_respacing, upsample_sampler, filmstrip, negative_prompt="",
-                 request: gr.Request = None):
+    def outpaint(values: dict, request: gr.Request | None):
+        image = values["image"]
         # The pixels travel, not the path: a replica may run on another machine.
         events = backend.run(run_outpaint, OutpaintRequest(
-            image=load_image(image) if image else None, prompt=prompt,
-            **extension(left, top, right, bottom, aspect_ratio), blend=blend,
-            batch_size=batch_size, seed=seed, guidance_scale=guidance_scale,
-            negative_prompt=negative_prompt,
-            **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
-                              base_respacing, upsample_sampler, filmstrip)))
+            image=load_image(image) if image else None,
+            **request_fields("outpaint", values)))
         for preview, progress, gallery, notes in render(events, store, user_of(request)):
             result = gallery[0][0] if isinstance(gallery, list) and gallery else gr.skip()
             yield preview, progress, gallery, notes, result
@@ -104,26 +90,24 @@ def build(backend: Backend) -> TabHandles:
         with gr.Column(scale=6, min_width=340):
             prompt = widgets.prompt_box("what the whole extended picture shows",
                                         label="Prompt for the extended picture")
-            negative_prompt = widgets.negative_box()
+            negative_prompt = widgets.negative_box("outpaint")
             buttons = widgets.run_buttons("Outpaint")
             by_side = {}
             for pair in (("left", "right"), ("top", "bottom")):
                 with gr.Row():
                     for side in pair:
-                        by_side[side] = widgets.pipeline_checked(gr.Slider(
-                            0, MAX_EXTENSION, value=0, step=1, label=f"{side.capitalize()} (px)",
-                            info=f"Pixels added on the {side}."))
+                        by_side[side] = widgets.setting_widget(
+                            side, "outpaint", label=f"{side.capitalize()} (px)")
             sides = [by_side[side] for side in SIDES]
             with gr.Row():
                 aspect_ratio = gr.Dropdown(ASPECTS, value="", label="Or extend to",
                                            allow_custom_value=True,
                                            info="An aspect ratio (instead of the sides): the "
                                                 "short way, half on each side.")
-                blend = widgets.pipeline_checked(gr.Slider(
-                    0, MAX_BLEND, value=8, step=1, label="Blend band (px)",
-                    info="Pixels of the picture next to the new area that are blended in; "
-                         "the rest stay exact."))
-            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings()
+                blend = widgets.setting_widget(
+                    "blend", "outpaint", info="Pixels of the picture next to the new area "
+                    "that are blended in; the rest stay exact.")
+            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings("outpaint")
             examples = gr.Examples(example_rows(),
                                    inputs=[image, prompt, *sides, aspect_ratio],
                                    label="Example pictures", api_visibility="private")
@@ -145,13 +129,12 @@ def build(backend: Backend) -> TabHandles:
         trigger(plan_view, plan_inputs, [plan, plan_note], queue=False,
                 api_visibility="private", show_progress="hidden", trigger_mode="always_last")
 
-    inputs = [image, prompt, *sides, aspect_ratio, blend, batch_size, seed, guidance_scale,
-              *sampling.inputs(), negative_prompt]
+    controls = {"image": image, "prompt": prompt, **dict(zip(SIDES, sides, strict=True)),
+                "aspect_ratio": aspect_ratio, "blend": blend, "batch_size": batch_size,
+                "seed": seed, "guidance_scale": guidance_scale, **sampling.by_name(),
+                "negative_prompt": negative_prompt}
+    outpaint, inputs = named_handler(outpaint, controls, handler_defaults("outpaint"))
     outputs = [*area.outputs(), result]
     widgets.wire_runs(outpaint, buttons, prompt, inputs, outputs, "outpaint")
-    controls = {"image": image, "prompt": prompt, "batch_size": batch_size, "seed": seed,
-                "guidance_scale": guidance_scale, **dict(zip(SIDES, sides, strict=True)),
-                "aspect_ratio": aspect_ratio, "blend": blend, **sampling.by_name(),
-                "negative_prompt": negative_prompt}
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)

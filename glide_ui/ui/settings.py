@@ -10,33 +10,58 @@ from glide_ui.errors import RequestError
 from glide_ui.models import TINY_CHECKPOINT_PREFIX
 from glide_ui.pipelines.requests import respacing_steps
 from glide_ui.recipe import Recipe, finetune_notes
-from glide_ui.settings import SETTINGS, added_later, canonical
+from glide_ui.settings import SETTINGS, added_later, canonical, settings_of
 
 FILMSTRIP_FRAMES = 24  # per stage, when the page's "Keep a filmstrip" is ticked
 # Recipe settings that record where and from what an image was made (not widgets).
 RECORD_ONLY = ("device", "dtype", "compute_path", "image_size", "image_sha256", "mask_sha256",
                "finetunes")
-def sampling_fields(sampler: str, steps: float, upsample: bool, upsample_steps: str,
-                    upsample_temp: float, base_respacing: str | None = "",
-                    upsample_sampler: str = "ddim", filmstrip: bool = False) -> dict[str, Any]:
-    """Request keyword arguments from the "Advanced" sampler widgets.
 
-    `base_respacing`, when not blank, is the exact spacing ("ddim25", "fast27",
-    "10,10,3,2,2") and overrides `steps` (evenly spaced, as the reference). Numbers are
-    passed on as sent: the request's validation refuses a fractional, NaN or non-numeric
-    value with a message naming the field (a conversion here would crash on them, or
-    quietly turn 2.5 steps into 2). `filmstrip` keeps FILMSTRIP_FRAMES previews per stage
-    (not a recipe setting: it does not change the images)."""
-    spacing = base_respacing.strip() if isinstance(base_respacing, str) else ""
-    return {
-        "sampler": sampler,
-        "base_respacing": spacing or steps,
-        "upsample": bool(upsample),
-        "upsample_respacing": str(upsample_steps),
-        "upsample_temp": upsample_temp,
-        "upsample_sampler": upsample_sampler,
-        "filmstrip_frames": FILMSTRIP_FRAMES if filmstrip else 0,
-    }
+
+def _spacing(values: dict[str, Any]) -> Any:
+    spacing = values.get("base_respacing")
+    spacing = spacing.strip() if isinstance(spacing, str) else ""
+    return spacing or values["steps"]
+
+
+def _text(value: Any) -> Any:
+    return (value.strip() if isinstance(value, str) else value) or ""
+
+
+# How a setting's request value comes from the page where its widget holds something else.
+_FROM_PAGE = {
+    "base_respacing": _spacing,  # the "Base respacing" box, else the "Base steps" slider
+    "upsample": lambda values: bool(values["upsample"]),
+    "upsample_respacing": lambda values: str(values["upsample_steps"]),
+    "filmstrip_frames": lambda values: FILMSTRIP_FRAMES if values["filmstrip"] else 0,
+    # All sides go on with a ratio: the request refuses sides that disagree with it (the page
+    # zeroes them when a ratio is picked; an API caller may send both).
+    "aspect_ratio": lambda values: _text(values["aspect_ratio"]),
+}
+
+
+def request_fields(job: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Request keyword arguments of `job` from its tab's widget values (keyed by widget
+    name, as `glide_ui.settings` names them); settings whose widget is not in `values`
+    are left to the request's default.
+
+    A non-blank "Base respacing" ("ddim25", "fast27", "10,10,3,2,2") overrides the "Base
+    steps" slider (evenly spaced, as the reference). Numbers are passed on as sent: the
+    request's validation refuses a fractional, NaN or non-numeric value with a message
+    naming the field (a conversion here would crash on them, or quietly turn 2.5 steps into
+    2). "Keep a filmstrip" keeps FILMSTRIP_FRAMES previews per stage."""
+    fields = {}
+    for setting in settings_of(job):
+        convert = _FROM_PAGE.get(setting.name)
+        if setting.widget in values:
+            fields[setting.name] = convert(values) if convert else values[setting.widget]
+    return fields
+
+
+def handler_defaults(job: str) -> dict[str, Any]:
+    """Handler parameters of `job`'s tab an HTTP caller may leave out: the widgets of
+    settings added since its first recipes, at the value those were made with."""
+    return {SETTINGS[name].widget: value for name, value in added_later(job).items()}
 
 
 def widget_values(recipe: Recipe) -> dict[str, Any]:
@@ -83,7 +108,8 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
                      inputs: dict[str, str] | None = None) -> list[str]:
     """Why a run of the restored settings may not give the recipe's pixels, in words.
 
-    `manager`: this server's (device, dtype, weights); `left`: settings no widget holds;
+    `manager`: this server's ModelManager (its `place`, device and dtype as strings, and
+    its weights); `left`: settings no widget holds;
     `inputs`: for a recipe of inputs (inpainting, outpainting, sketch, variations), the
     fingerprints of the picture (and mask) now in its tab (see
     `pipelines.inpaint.input_record`), or None when it holds none.
@@ -91,7 +117,7 @@ def restore_warnings(recipe: Recipe, manager: Any, left: list[str],
     settings = recipe.settings
     notes = []
     made = _place(settings.get("device"), settings.get("dtype"))
-    here = _place(str(manager.device), str(manager.dtype).removeprefix("torch."))
+    here = _place(*manager.place)
     if made and made != here:
         notes.append(f"It was made on {made}; this server runs on {here}, which the page "
                      "cannot change: the pixels will differ slightly.")

@@ -8,13 +8,14 @@ import gradio as gr
 from glide_ui.errors import GlideUIError
 from glide_ui.images import paint_strokes
 from glide_ui.pipelines.inpaint import input_record
-from glide_ui.pipelines.requests import STRENGTH_RANGE, SketchRequest
+from glide_ui.pipelines.requests import SketchRequest
 from glide_ui.pipelines.sketch import sketch as run_sketch
 from glide_ui.ui import widgets
 from glide_ui.ui.backend import Backend, TabHandles, user_of
 from glide_ui.ui.editor import checked, upload_guard
 from glide_ui.ui.editor_values import editor_background, editor_strokes
-from glide_ui.ui.settings import sampling_fields
+from glide_ui.ui.named import named_handler
+from glide_ui.ui.settings import handler_defaults, request_fields
 from glide_ui.ui.streaming import render, user_errors
 
 TAB_ID = "sketch"
@@ -40,28 +41,20 @@ def editor_inputs(sketch_editor: dict | None) -> dict[str, str] | None:
         return None
 
 
-def strength_slider(value: float, info: str) -> gr.Slider:
-    return widgets.pipeline_checked(gr.Slider(*STRENGTH_RANGE, value=value, step=0.05,
-                                              label="Strength", info=info))
+def strength_slider(job: str, info: str) -> gr.Slider:
+    return widgets.setting_widget("strength", job, step=0.05, info=info)
 
 
 def build(backend: Backend) -> TabHandles:
     store = backend.store
 
     @user_errors
-    def sketch(sketch_editor, prompt, strength, batch_size, seed, guidance_scale, mask_grow,
-               mask_feather, sampler, steps, upsample, upsample_steps, upsample_temp,
-               base_respacing, upsample_sampler, filmstrip, negative_prompt="",
-               request: gr.Request = None):
+    def sketch(values: dict, request: gr.Request | None):
+        sketch_editor = values["sketch_editor"]
         events = backend.run(run_sketch, SketchRequest(
             image=editor_background(sketch_editor, "sketch on"),
             strokes=editor_strokes(sketch_editor),
-            prompt=prompt,
-            strength=strength, batch_size=batch_size, seed=seed,
-            guidance_scale=guidance_scale, mask_grow=mask_grow, mask_feather=mask_feather,
-            negative_prompt=negative_prompt,
-            **sampling_fields(sampler, steps, upsample, upsample_steps, upsample_temp,
-                              base_respacing, upsample_sampler, filmstrip)))
+            **request_fields("sketch", values)))
         for preview, progress, gallery, notes in render(events, store, user_of(request)):
             final = isinstance(gallery, list) and gallery
             yield preview, progress, gallery, notes, gallery[0][0] if final else gr.skip()
@@ -74,26 +67,25 @@ def build(backend: Backend) -> TabHandles:
             upload_guard(editor)
             prompt = widgets.prompt_box("what the painted strokes should become",
                                         label="Prompt for the sketch")
-            negative_prompt = widgets.negative_box()
+            negative_prompt = widgets.negative_box("sketch")
             buttons = widgets.run_buttons("Edit from sketch")
-            strength = strength_slider(0.7, "How far from the strokes: 0 keeps them as "
+            strength = strength_slider("sketch", "How far from the strokes: 0 keeps them as "
                                             "painted, 1 ignores their colours (inpainting).")
             mask_grow, mask_feather = widgets.mask_sliders(
-                "Grow region (px)",
+                "sketch",                 "Grow region (px)",
                 "Also repaint this far around the strokes; negative shrinks the region.")
-            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings()
+            guidance_scale, batch_size, seed, sampling = widgets.repaint_settings("sketch")
         with gr.Column(scale=5, min_width=320):
             area = widgets.run_area(preview_height=260)
             actions = widgets.result_actions(area)
             result = gr.Image(label="Result (full size)", format="png", interactive=False,
                               height=420, elem_id="sketch-result")
 
-    inputs = [editor, prompt, strength, batch_size, seed, guidance_scale, mask_grow,
-              mask_feather, *sampling.inputs(), negative_prompt]
-    widgets.wire_runs(sketch, buttons, prompt, inputs, [*area.outputs(), result], "sketch")
     controls = {"sketch_editor": editor, "prompt": prompt, "strength": strength,
                 "batch_size": batch_size, "seed": seed, "guidance_scale": guidance_scale,
                 "mask_grow": mask_grow, "mask_feather": mask_feather, **sampling.by_name(),
                 "negative_prompt": negative_prompt}
+    sketch, inputs = named_handler(sketch, controls, handler_defaults("sketch"))
+    widgets.wire_runs(sketch, buttons, prompt, inputs, [*area.outputs(), result], "sketch")
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
                       area.notes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import gradio as gr
 
@@ -13,12 +13,9 @@ from glide_ui.errors import RequestError
 from glide_ui.pipelines.requests import (
     DIFFUSION_STEPS,
     FAST_PRESET,
-    GUIDANCE_SCALE_RANGE,
     MAX_BATCH_SIZE,
-    MAX_MASK_PIXELS,
     MAX_SEED,
     SOLVER_LABELS,
-    UPSAMPLE_TEMP_RANGE,
     respacing_steps,
 )
 from glide_ui.settings import SETTINGS
@@ -82,30 +79,38 @@ def pipeline_checked(component: C) -> C:
     return component
 
 
+_STEP = {"int": 1, "float": 0.5}
+
+
+def setting_widget(name: str, job: str, **look: Any) -> gr.components.Component:
+    """The widget of setting `name` on `job`'s tab, from its declaration in
+    `glide_ui.settings`: label, range, choices, the page's starting value and (as info)
+    its help. `look` adds presentation (step, elem_classes...) or overrides one of those.
+    Numbers are passed on as sent (see `pipeline_checked`)."""
+    setting = SETTINGS[name]
+    value = setting.page_defaults.get(job, setting.default_for(job))
+    look = {"label": setting.label, "info": setting.help[0].upper() + setting.help[1:] + ".",
+            **look}
+    if setting.kind == "bool":
+        return gr.Checkbox(value, **look)
+    if setting.kind == "choice":
+        return gr.Radio(list(setting.choices_for(job)), value=value, **look)
+    if setting.range is None:
+        return gr.Textbox(value, **look)
+    look.setdefault("step", _STEP[setting.kind])
+    return pipeline_checked(gr.Slider(*setting.range, value=value, **look))
+
+
 def prompt_box(placeholder: str, label: str = "Prompt") -> gr.Textbox:
     return gr.Textbox(label=label, placeholder=placeholder, lines=2, max_lines=4,
                       elem_classes=["glide-prompt"])
 
 
-def negative_box() -> gr.Textbox:
+def negative_box(job: str) -> gr.Textbox:
     """The negative prompt: what classifier-free guidance steers away from."""
-    setting = SETTINGS["negative_prompt"]
-    return gr.Textbox(setting.default, label=setting.label, lines=1, max_lines=3,
-                      placeholder="empty: the empty caption, as the paper",
-                      info=setting.help[0].upper() + setting.help[1:] + ".",
-                      elem_classes=["glide-negative"])
-
-
-def batch_slider(value: int = 1) -> gr.Slider:
-    return pipeline_checked(gr.Slider(1, MAX_BATCH_SIZE, value=value, step=1,
-                                      label="Batch size",
-                                      info="Image i of a batch uses seed + i."))
-
-
-def scale_slider(value: float, label: str, info: str,
-                 value_range: tuple[float, float]) -> gr.Slider:
-    return pipeline_checked(gr.Slider(*value_range, value=value, step=0.5, label=label,
-                                      info=info))
+    return setting_widget("negative_prompt", job, lines=1, max_lines=3,
+                          placeholder="empty: the empty caption, as the paper",
+                          elem_classes=["glide-negative"])
 
 
 def seed_box() -> gr.Number:
@@ -122,9 +127,9 @@ def seed_box() -> gr.Number:
     return seed
 
 
-def sampler_controls(default_steps: int = 100, upsample_sampler: str = "ddim",
-                     solvers: bool = True) -> SamplerControls:
-    """The "Advanced" sampler widgets; `upsample_sampler` is the tab's reference notebook's.
+def sampler_controls(job: str, solvers: bool = True) -> SamplerControls:
+    """The "Advanced" sampler widgets of `job`'s tab (the upsampler's sampler as its
+    reference notebook, declared in `glide_ui.settings`).
     With `solvers`, the diffusers solvers are offered for the base too, with a one-click
     Fast preset; without (CLIP guidance), a note says why not. The upsampler, never
     CLIP-guided, may use a solver on every tab."""
@@ -141,8 +146,9 @@ def sampler_controls(default_steps: int = 100, upsample_sampler: str = "ddim",
                                 "the fast solvers cannot take it (they are on the Generate "
                                 "and Inpaint tabs).")
         fast = None
-    steps = pipeline_checked(gr.Slider(1, DIFFUSION_STEPS, value=default_steps, step=1,
-                                       label="Base steps",
+    steps = pipeline_checked(gr.Slider(1, DIFFUSION_STEPS,
+                                       value=int(SETTINGS["base_respacing"].default_for(job)),
+                                       step=1, label=SETTINGS["base_respacing"].label,
                                        info="The reference uses 100; DDIM works with fewer."))
     base_respacing = gr.Textbox(
         "", label="Base respacing", placeholder="empty: Base steps, evenly spaced",
@@ -154,10 +160,9 @@ def sampler_controls(default_steps: int = 100, upsample_sampler: str = "ddim",
         upsample_steps = gr.Dropdown(UPSAMPLE_STEPS, value="fast27", label="Upsampler steps",
                                      allow_custom_value=True,
                                      info="fast27 as the reference; or a number of steps.")
-    upsample_temp = pipeline_checked(gr.Slider(
-        *UPSAMPLE_TEMP_RANGE, value=0.997, step=0.001, label="Upsample temperature",
-        info="Noise scale of the upsampler (the reference uses 0.997)."))
-    upsampler = gr.Radio(SAMPLERS, value=upsample_sampler, label="Upsampler sampler",
+    upsample_temp = setting_widget("upsample_temp", job, step=0.001)
+    upsampler = gr.Radio(SAMPLERS, value=SETTINGS["upsample_sampler"].default_for(job),
+                         label=SETTINGS["upsample_sampler"].label,
                          elem_classes=["glide-upsample-sampler"])
     # One spacing at a time: a count picked on the slider clears the exact spacing, and an
     # exact spacing shows its count on the slider.
@@ -184,27 +189,24 @@ def _steps_of(spec: str):
         return gr.skip()
 
 
-def mask_sliders(grow_label: str, grow_info: str) -> tuple[gr.Slider, gr.Slider]:
+def mask_sliders(job: str, grow_label: str, grow_info: str) -> tuple[gr.Slider, gr.Slider]:
     """The grow (negative: shrink) and feather sliders (pixels) of a tab that repaints a
     region."""
     with gr.Row():
-        grow = pipeline_checked(gr.Slider(-MAX_MASK_PIXELS, MAX_MASK_PIXELS, value=0,
-                                          step=1, label=grow_label, info=grow_info))
-        feather = pipeline_checked(gr.Slider(
-            0, MAX_MASK_PIXELS, value=8, step=1, label="Feather (px)",
-            info="Soft edge when pasting back into the picture."))
+        grow = setting_widget("mask_grow", job, label=grow_label, info=grow_info)
+        feather = setting_widget("mask_feather", job, label="Feather (px)",
+                                 info="Soft edge when pasting back into the picture.")
     return grow, feather
 
 
-def repaint_settings() -> tuple[gr.Slider, gr.Slider, gr.Number, SamplerControls]:
-    """Guidance scale, batch size, seed and the "Advanced" fold of a tab that repaints a
-    region with the inpainting models (their upsampler as the reference inpaint notebook)."""
-    guidance_scale = scale_slider(5.0, "Guidance scale", "Classifier-free guidance (paper: 5).",
-                                  GUIDANCE_SCALE_RANGE)
-    batch_size = batch_slider()
+def repaint_settings(job: str) -> tuple[gr.Slider, gr.Slider, gr.Number, SamplerControls]:
+    """Guidance scale, batch size, seed and the "Advanced" fold of `job`'s tab, which
+    repaints a region with the inpainting models."""
+    guidance_scale = setting_widget("guidance_scale", job)
+    batch_size = setting_widget("batch_size", job)
     seed = seed_box()
     with gr.Accordion("Advanced", open=False):
-        sampling = sampler_controls(upsample_sampler="ancestral")
+        sampling = sampler_controls(job)
     return guidance_scale, batch_size, seed, sampling
 
 

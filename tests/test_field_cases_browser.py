@@ -149,7 +149,7 @@ def sampler_chosen(tab, radio_class: str, option: str) -> None:
 def scramble(tab, prompt_label: str = "Prompt") -> None:
     """Change what a restore must bring back: prompt, seed, steps (the slider clears the
     exact spacing), sampler."""
-    tab.get_by_label(prompt_label).fill("something else")
+    tab.get_by_label(prompt_label, exact=True).fill("something else")
     tab.get_by_label("Seed (-1 = random)").fill("-1")
     set_number(tab, "Base steps", 7)
     expect(tab.get_by_label("Base respacing")).to_have_value("")

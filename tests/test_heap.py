@@ -4,6 +4,9 @@ request runs, and handed back to the system when it ends."""
 from __future__ import annotations
 
 import resource
+import subprocess
+import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -28,7 +31,25 @@ def _faults_per_block(rounds: int = 12) -> list[int]:
     return faults
 
 
+def in_a_fresh_process(check: str) -> None:
+    """Run `check` of this module in a new interpreter: the heap is the process's, and what
+    earlier tests left free on it would be reused whatever the settings."""
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); " \
+           f"import test_heap; test_heap.{check}()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_a_kept_heap_reuses_large_blocks_without_page_faults() -> None:
+    in_a_fresh_process("kept_heap_reuses_large_blocks")
+
+
+def test_release_heap_hands_freed_memory_back() -> None:
+    in_a_fresh_process("release_heap_hands_memory_back")
+
+
+def kept_heap_reuses_large_blocks() -> None:
     """glibc maps every large block afresh by default; from a kept heap freed blocks come
     back (not every round: an aligned block fits a freed one once the heap has grown)."""
     pages = BLOCK // resource.getpagesize()
@@ -41,7 +62,7 @@ def test_a_kept_heap_reuses_large_blocks_without_page_faults() -> None:
         heap.keep_heap(True)
 
 
-def test_release_heap_hands_freed_memory_back() -> None:
+def release_heap_hands_memory_back() -> None:
     heap.keep_heap(True)
     process = psutil.Process()
     block = torch.ones(4 * BLOCK // 4)

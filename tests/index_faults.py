@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -68,14 +69,47 @@ def _cut_in_half(index: Path) -> None:
     os.truncate(index, index.stat().st_size // 2)
 
 
-def scramble_full_text(index: Path) -> None:
-    """Every page sound, the full-text index's blocks noise (what quick_check cannot see)."""
+def scramble_full_text(index: Path, seed: int = 0) -> None:
+    """Every page sound, the full-text index's blocks noise from `seed` (what quick_check
+    cannot see). SQLite reads most noise as "malformed", some as sizes it runs out of
+    memory for."""
+    noise = random.Random(seed)
     db = sqlite3.connect(index)
     try:
         with db:
-            db.execute("UPDATE prompts_data SET block = randomblob(length(block)) WHERE id > 1")
+            for row, size in db.execute(
+                    "SELECT id, length(block) FROM prompts_data WHERE id > 1").fetchall():
+                db.execute("UPDATE prompts_data SET block = ? WHERE id = ?",
+                           (noise.randbytes(size), row))
     finally:
         db.close()
+
+
+def scramble_out_of_memory(index: Path, tries: int = 2000) -> None:
+    """Scramble the full-text blocks with the first seed that SQLite then reads as sizes it
+    runs out of memory for (the CI failure of stop 26: about one seed in fifty)."""
+    trial = index.with_name(f"{index.name}.trial")
+    for seed in range(tries):
+        shutil.copyfile(index, trial)
+        scramble_full_text(trial, seed)
+        if _out_of_memory(trial):
+            trial.unlink()
+            scramble_full_text(index, seed)  # through SQLite: an open connection sees it
+            return
+    raise AssertionError(f"no scramble of {tries} made SQLite run out of memory")
+
+
+def _out_of_memory(index: Path) -> bool:
+    db = sqlite3.connect(index)
+    try:
+        db.execute("INSERT INTO prompts(prompts) VALUES ('integrity-check')")
+    except MemoryError:
+        return True
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        db.close()
+    return False
 
 
 def _garbage(index: Path) -> None:
@@ -93,6 +127,7 @@ DAMAGES: dict[str, Callable[[Path], None]] = {
     "schema page": _page_of("sqlite_master"),
     "cut in half": _cut_in_half,
     "full-text blocks scrambled": scramble_full_text,
+    "full-text blocks sized beyond memory": scramble_out_of_memory,
     "garbage": _garbage,
 }
 """Each kind of damage, done in place to a closed index file (no -wal beside it)."""

@@ -195,6 +195,43 @@ def test_threads_meeting_the_damage_at_once_repair_it_once(folder, expected, cap
     history.close()
 
 
+class _ShortOfMemory:
+    """A connection whose full-text searches run out of memory, as a loaded machine's can."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def execute(self, sql: str, *params):
+        if "MATCH" in sql:
+            raise MemoryError
+        return self.db.execute(sql, *params)
+
+    def __getattr__(self, name: str):
+        return getattr(self.db, name)
+
+
+def test_running_out_of_memory_on_a_sound_index_is_no_damage(folder, expected):
+    history = History.open(folder)
+    history.index._db = _ShortOfMemory(history.index._db)
+    with pytest.raises(MemoryError):
+        history.page(None, Query("corgi"))
+    assert kept_aside(folder) == [] and history.take_news() == []
+    mine = [row for row in expected if row[1] == ""]
+    assert history.page(None, Query()).total == len(mine)  # the file still in use
+    history.close()
+
+
+def test_running_out_of_memory_on_a_damaged_index_repairs_it(folder, expected):
+    history = History.open(folder)
+    damage(folder / INDEX, "full-text blocks sized beyond memory")
+    history.index._db = _ShortOfMemory(history.index._db)
+    assert history.page(None, Query("corgi")).total == 3  # answered from the new index
+    [news] = history.take_news()
+    assert "claim more memory than there is" in news and len(kept_aside(folder)) == 1
+    assert rows(history) == expected
+    history.close()
+
+
 def test_a_save_that_meets_the_damage_is_indexed_and_says_so(folder, tmp_path):
     from glide_ui.pipelines.events import Result
 

@@ -268,12 +268,22 @@ class HistoryIndex:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, _transaction(self._db) as db:
+        with self._lock, self._checked_when_short_of_memory(), _transaction(self._db) as db:
             yield db
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._lock:
+        with self._lock, self._checked_when_short_of_memory():
             return self._db.execute(sql, params).fetchall()
+
+    @contextmanager
+    def _checked_when_short_of_memory(self) -> Iterator[None]:
+        """SQLite says "out of memory" where damaged full-text blocks claim huge sizes: a
+        MemoryError is damage (IndexDamaged) when the check then fails, else raised as is."""
+        try:
+            yield
+        except MemoryError:
+            _check(self._db)
+            raise
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -318,7 +328,7 @@ class HistoryIndex:
         """`owner`'s images matching `query`, newest first: page `number` of `size`
         (a number past the end gives the last page)."""
         where, params = _where(owner, query)
-        with self._lock:
+        with self._lock, self._checked_when_short_of_memory():
             total = self._db.execute(f"SELECT count(*) FROM images WHERE {where}",
                                      params).fetchone()[0]
             pages = max(1, -(-total // size))
@@ -377,7 +387,11 @@ def _check(db: sqlite3.Connection) -> None:
         first = next(line for line in "\n".join(problems).splitlines()
                      if not line.startswith("***"))  # not "*** in database main ***"
         raise IndexDamaged(f"database disk image is malformed: {first}")
-    db.execute("INSERT INTO prompts(prompts) VALUES ('integrity-check')")
+    try:
+        db.execute("INSERT INTO prompts(prompts) VALUES ('integrity-check')")
+    except MemoryError:  # SQLite's answer to blocks whose sizes are noise
+        raise IndexDamaged("database disk image is malformed: the full-text index's blocks "
+                           "claim more memory than there is") from None
 
 
 def _statements(script: str) -> Iterator[str]:

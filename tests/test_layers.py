@@ -27,6 +27,9 @@ RANKS = {
     "glide_ui.model_files": 3.5,  # the files as a user manages them: over the loader
     "glide_ui.pipelines": 4,
     "glide_ui.training": 4.5,  # fine-tuning: samples with the pipelines' stages
+    # the Python API's parts under `Glide`: its output, progress bars, seeds, reruns
+    "glide_ui.outputs": 4.8, "glide_ui.stage_bars": 4.8, "glide_ui.seed_runs": 4.8,
+    "glide_ui.reruns": 4.8,
     "glide_ui.api": 5, "glide_ui.ui": 5, "glide_ui.replicas": 5,
     "glide_ui.server": 6,
     "glide_ui.train_cli": 6.5,  # the `train` command's flags and run, under the cli

@@ -23,6 +23,8 @@ RANKS = {
     "glide_ui.images": 1, "glide_ui.checkpoints": 1, "glide_ui.compute": 1,
     "glide_ui.openai_clip": 2, "glide_ui.history": 2,
     "glide_ui.finetunes": 2.5,  # fine-tune files: read, checked, merged into weights
+    # under the manager: sizes and budget, building networks, what it reports
+    "glide_ui.memory_budget": 2.8, "glide_ui.model_build": 2.8, "glide_ui.model_status": 2.8,
     "glide_ui.models": 3,
     "glide_ui.model_files": 3.5,  # the files as a user manages them: over the loader
     "glide_ui.pipelines": 4,

@@ -14,22 +14,20 @@ same ones), so the same recipe gives the same pixels here as on the page.
 from __future__ import annotations
 
 import logging
-import numbers
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, PngImagePlugin
 from tqdm.auto import tqdm
 
 from glide_ui.errors import RequestError
-from glide_ui.files import cannot_write, writable_folder, write_new
-from glide_ui.images import ImageSource, load_image, png_bytes, png_text, read_recipe
+from glide_ui.images import ImageSource, load_image
 from glide_ui.models import ModelManager
+from glide_ui.outputs import GlideOutput, with_recipe
 from glide_ui.pipelines import (
     Event,
     Preview,
@@ -44,82 +42,20 @@ from glide_ui.pipelines import (
     validate,
 )
 from glide_ui.pipelines.events import Filmstrips
-from glide_ui.pipelines.jobs import JOBS, job
+from glide_ui.pipelines.jobs import job
 from glide_ui.pipelines.rank import DEFAULT_RANKER, check_rank_count
-from glide_ui.pipelines.requests import MAX_BATCH_SIZE
-from glide_ui.pipelines.sweep import in_turn
 from glide_ui.pipelines.text2im import upsample_picked
-from glide_ui.recipe import Recipe, finetune_notes
+from glide_ui.recipe import Recipe
+from glide_ui.reruns import place_notes, recipe_of, reproduction_notes
+from glide_ui.seed_runs import Seeds, concatenated, seed_runs
 from glide_ui.settings import canonical
+from glide_ui.stage_bars import StageBars
 
 log = logging.getLogger("glide_ui")
 
-Seeds = int | Sequence[int] | None
-"""A seed (image i of a batch uses seed + i), a list of seeds (one image each), or None
-(drawn at random)."""
 PreviewCallback = Callable[[Preview], Any]
 StatusCallback = Callable[[Status], Any]
 
-# Recipe settings that say where an image was made rather than how.
-_PLACE = ("device", "dtype")
-
-
-@dataclass
-class GlideOutput:
-    """What a job returns: the images (PIL, RGB), each with the recipe that reproduces it.
-
-    Every image carries its recipe as PNG text (`image.info["glide-ui"]` and a readable
-    `image.info["parameters"]`), which `image.save("x.png")` writes into the file.
-    `labels` say what sets images apart (a sweep's value, a CLIP score), `grid` is a
-    labelled overview (sweeps) or None. `filmstrips` (with filmstrip_frames > 0) maps an
-    image's seed to how it formed: (an animated WebP as bytes, a contact sheet).
-    """
-
-    images: list[Image.Image]
-    recipes: list[Recipe]
-    labels: list[str] = field(default_factory=list)
-    grid: Image.Image | None = None
-    filmstrips: dict[int, tuple[bytes, Image.Image]] = field(default_factory=dict)
-
-    def save(self, folder: str | Path = ".") -> list[Path]:
-        """Write each image as a PNG with its recipe into `folder` (made if needed), named
-        after the recipe ("glide-text2im-a-corgi-42.png"), never over an existing file,
-        even one another thread or process writes at the same moment (then "-2", "-3"...).
-        Returns the paths, in the order of `images`. An image's filmstrip (see
-        `filmstrips`) goes beside it, written the same way: NAME-filmstrip.webp and its
-        contact sheet NAME-filmstrip.png.
-
-        Raises FolderError (a GlideUIError and an OSError) saying why when `folder` cannot
-        be made or written into, or the disk fills up; the images stay here, to be saved
-        elsewhere. To check a folder before a long run: `glide_ui.files.writable_folder`.
-        """
-        folder = writable_folder(folder)
-        try:
-            return [self._save_one(folder, image, recipe)
-                    for image, recipe in zip(self.images, self.recipes, strict=True)]
-        except OSError as error:
-            raise cannot_write(folder, error) from None
-
-    def _save_one(self, folder: Path, image: Image.Image, recipe: Recipe) -> Path:
-        path = write_new(folder, recipe.file_stem(), ".png", png_bytes(image, recipe))
-        strip = self.filmstrips.get(recipe.seed)
-        if strip is not None:  # how it formed, next to it
-            write_new(folder, f"{path.stem}-filmstrip", ".webp", strip[0])
-            write_new(folder, f"{path.stem}-filmstrip", ".png", png_bytes(strip[1]))
-        return path
-
-
-def with_recipe(image: Image.Image, recipe: Recipe) -> Image.Image:
-    """`image` carrying `recipe` as PNG text: in `image.info` (as an opened PNG has it) and
-    in the encoder settings, so that a plain `image.save("x.png")` writes it (Pillow >= 11.3
-    keeps `encoderinfo` across saves)."""
-    text = png_text(recipe)
-    image.info.update(text)
-    chunks = PngImagePlugin.PngInfo()
-    for key, value in text.items():
-        chunks.add_text(key, value)
-    image.encoderinfo = {**getattr(image, "encoderinfo", {}), "pnginfo": chunks}
-    return image
 
 
 class Glide:
@@ -308,7 +244,7 @@ class Glide:
         request = request_from_recipe(recipe, **inputs)
         if callback is not None:
             request = replace(request, preview_interval=0.0)
-        for note in _place_notes(recipe, self.manager):
+        for note in place_notes(recipe, self.manager):
             self.on_status(Status(note, "warning"))
         output = self._run(job(recipe.pipeline).run(request, self.manager), callback)
         for note in reproduction_notes(recipe, output.recipes[0]):
@@ -327,7 +263,7 @@ class Glide:
             validate(request)  # refuse a bad value before the first image is made
         run = job(pipeline).run
         events = run(requests[0], self.manager) if len(requests) == 1 else \
-            _concatenated([run(request, self.manager) for request in requests])
+            concatenated([run(request, self.manager) for request in requests])
         if rank_images:
             events = ranked(events, values["prompt"], self.manager)
         return self._run(events, callback)
@@ -336,7 +272,7 @@ class Glide:
         """Drive a pipeline: progress bars, statuses, previews to `callback`; its Result.
         An exception (or Ctrl-C) closes the pipeline at once, within the step under way."""
         result, strips = None, {}
-        with closing(events), _StageBars(self.progress) as bars:
+        with closing(events), StageBars(self.progress) as bars:
             for event in events:
                 if isinstance(event, Status):
                     self.on_status(event)
@@ -368,35 +304,6 @@ class Glide:
 # ---------------------------------------------------------------------- helpers
 
 
-class _StageBars:
-    """One tqdm bar per stage of a run, the current one moved to each Progress step.
-    show: True always, False never, None only on a terminal."""
-
-    def __init__(self, show: bool | None) -> None:
-        self._disable = None if show is None else not show
-        self._stage: str | None = None
-        self._bar: Any = None
-
-    def show(self, event: Progress) -> None:
-        if event.stage != self._stage or event.step < self._bar.n:
-            self.close()
-            self._stage = event.stage
-            self._bar = tqdm(total=event.total, desc=event.stage, unit="step",
-                             disable=self._disable, file=sys.stderr)
-        self._bar.update(event.step - self._bar.n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        self._stage = self._bar = None
-
-    def __enter__(self) -> _StageBars:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def _request(pipeline: str, **values: Any) -> Request:
     """The request of `pipeline` from keyword values; RequestError naming what is unknown."""
     kind = job(pipeline).request
@@ -415,81 +322,3 @@ def _with_preview_default(values: dict[str, Any], callback: PreviewCallback | No
     if callback is None or "preview_interval" in values:
         return values
     return {**values, "preview_interval": 0.0}
-
-
-def seed_runs(seed: Seeds, batch_size: int | None) -> list[tuple[int, int]]:
-    """(first seed, batch size) of each request that makes the images of `seed`.
-
-    One seed: one request of `batch_size` (default 1) images, seeds seed, seed + 1, ...
-    A list: one image per seed, consecutive seeds batched together (up to the largest
-    batch); image i of a batch is bit-identical to its seed run alone, so the grouping
-    does not change any image. None: a random seed.
-    """
-    if seed is None or isinstance(seed, (str, bytes, numbers.Number)) \
-            or not isinstance(seed, Iterable):
-        return [(-1 if seed is None else seed, 1 if batch_size is None else batch_size)]
-    seeds = list(seed)
-    if not seeds:
-        raise RequestError("Give at least one seed (or seed=None for a random one).")
-    if batch_size is not None and batch_size != len(seeds):
-        raise RequestError(f"batch_size is {batch_size} but {len(seeds)} seeds were given; "
-                           "give one or the other.")
-    runs: list[tuple[int, int]] = []
-    for value in seeds:
-        if runs and runs[-1][1] < MAX_BATCH_SIZE and value == runs[-1][0] + runs[-1][1]:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((value, 1))
-    return runs
-
-
-def _concatenated(streams: list[Iterator[Event]]) -> Iterator[Event]:
-    """The events of several runs of one pipeline, then one Result with all their images."""
-    results = yield from in_turn([("", stream) for stream in streams])
-    labelled = all(len(r.labels) == len(r.images) for r in results)
-    yield Result(images=[image for r in results for image in r.images],
-                 recipes=[recipe for r in results for recipe in r.recipes],
-                 labels=[label for r in results for label in r.labels] if labelled else [])
-
-
-def recipe_of(source: ImageSource) -> Recipe:
-    """The recipe a PNG made by glide-ui carries; RequestError if it has none."""
-    recipe = read_recipe(source)
-    if recipe is None:
-        name = f"{source} " if isinstance(source, (str, Path)) else ""
-        raise RequestError(f"This picture {name}carries no glide-ui recipe (it was not made "
-                           "by glide-ui, or its PNG text was stripped).")
-    return recipe
-
-
-def _place_notes(recipe: Recipe, manager: ModelManager) -> list[str]:
-    made = {key: str(recipe.settings.get(key)) for key in _PLACE if key in recipe.settings}
-    here = {"device": str(manager.device), "dtype": str(manager.dtype).removeprefix("torch.")}
-    if all(here[key] == value for key, value in made.items()):
-        return []
-    return [f"The image was made on {made.get('device', '?')} in {made.get('dtype', '?')}; "
-            f"running on {here['device']} in {here['dtype']} gives slightly different pixels. "
-            f"Choose device and dtype as it was made to get the same pixels."]
-
-
-def reproduction_notes(original: Recipe, again: Recipe) -> list[str]:
-    """What differs between a recipe and the recipe of its rerun, besides where it ran:
-    other checkpoints or other inputs (an inpainting's picture or mask)."""
-    notes = []
-    models = sorted(name for name in original.models.keys() | again.models.keys()
-                    if original.models.get(name) != again.models.get(name))
-    if models:
-        notes.append(f"Other weights than those that made the image: {', '.join(models)} "
-                     "(the checkpoint files differ).")
-    notes.extend(finetune_notes(original.settings.get("finetunes") or {},
-                                again.settings.get("finetunes") or {}))
-    # A setting added since the original was made counts as its default there.
-    kind = JOBS[again.pipeline].request if again.pipeline in JOBS else None
-    defaults = {f.name: f.default for f in fields(kind)} if kind else {}
-    settings = sorted(key for key in original.settings.keys() | again.settings.keys()
-                      if key not in (*_PLACE, "finetunes")
-                      and original.settings.get(key, defaults.get(key))
-                      != again.settings.get(key))
-    if settings:
-        notes.append(f"These differ from the recipe: {', '.join(settings)}.")
-    return notes

@@ -11,16 +11,13 @@ import gc
 import itertools
 import logging
 import os
-import re
 import threading
-import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import torch
 from torch import nn
 
@@ -30,64 +27,36 @@ from glide_ui import heap
 from glide_ui.compute import ComputePath, choose_path
 from glide_ui.errors import GlideUIError
 from glide_ui.glide.nn import prepack_allowance, resident_bytes
-from glide_ui.glide.options import MODEL_NAMES, clip_config, full_options, tiny_options
+from glide_ui.glide.options import MODEL_NAMES
+from glide_ui.memory_budget import (
+    MEMORY_ENV,
+    bytes_as,
+    default_budget,
+    format_bytes,
+    model_bytes,
+    parse_memory,
+)
+from glide_ui.model_build import (
+    NAMES,
+    build_network,
+    build_tiny,
+    load_openai_clip,
+    model_options,
+    prepare,
+    tiny_seed,
+)
+from glide_ui.model_status import Fetching, LoadedModel, ManagerStatus, ModelInfo
 
 log = logging.getLogger(__name__)
 
 MODEL_SETS = ("official", "tiny")
 TINY_CHECKPOINT_PREFIX = "tiny-random-seed-"  # the checkpoint id of a tiny model: + its seed
-MEMORY_ENV = "GLIDE_MAX_MEMORY"
 TINY_NOTICE = ("Tiny models: random weights for testing the app offline. "
                "They make noise, not pictures.")
-CLIP_ENCODERS = ("clip/image-enc", "clip/text-enc")
-NAMES = (*MODEL_NAMES, *CLIP_ENCODERS, *ckpt.OPENAI_CLIP_NAMES)
 
-# Share of the machine's memory the weights may take by default; the rest is left for
-# activations, the app and the operating system.
-_DEFAULT_BUDGET_SHARE = {"cuda": 0.7, "cpu": 0.75}
 
 class ModelMemoryError(GlideUIError):
     """A model does not fit in the memory budget, even after releasing unused models."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a recipe records about a model: its weights and its options."""
-
-    name: str
-    checkpoint: str  # sha256 of the checkpoint file, or "tiny-random-seed-N"
-    options: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    name: str
-    device: str
-    dtype: str
-    bytes: int
-    in_use: int
-
-
-@dataclass(frozen=True)
-class Fetching:
-    name: str
-    filename: str
-    done: int
-    total: int | None
-
-
-@dataclass(frozen=True)
-class ManagerStatus:
-    model_set: str
-    device: str
-    dtype: str
-    budget_bytes: int
-    used_bytes: int
-    loaded: list[LoadedModel] = field(default_factory=list)
-    fetching: list[Fetching] = field(default_factory=list)
-    loading: list[str] = field(default_factory=list)
-    notice: str = ""
-    compute_path: str = ""  # ComputePath.describe(): device, dtype and kernels
 
 
 @dataclass
@@ -103,145 +72,6 @@ class _Entry:
         """What the model holds (a packed weight in place of its plain tensor), at least
         what it was given room for."""
         return max(self.weights + self.allowance, resident_bytes(self.model))
-
-
-# ----------------------------------------------------------------------------- settings
-
-
-def parse_memory(text: str | int) -> int:
-    """Bytes from 123, "8GB", "1.5 GiB", "512M" (K/M/G/T: powers of 1000, Ki/Mi/Gi/Ti: 1024)."""
-    if isinstance(text, int):
-        return text
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?)b?|b)?\s*", text, re.IGNORECASE)
-    if not match:
-        raise GlideUIError(f"Cannot read {text!r} as a memory size; write e.g. 8GB or 6GiB.")
-    number, unit, binary = match.groups()
-    power = "kmgt".index(unit.lower()) + 1 if unit else 0
-    return int(float(number) * (1024 if binary else 1000) ** power)
-
-
-def default_budget(device: torch.device) -> int:
-    """GLIDE_MAX_MEMORY when set, else a share of the device's memory."""
-    if os.environ.get(MEMORY_ENV):
-        return parse_memory(os.environ[MEMORY_ENV])
-    if device.type == "cuda":
-        total = torch.cuda.get_device_properties(device).total_memory
-    else:
-        total = psutil.virtual_memory().total
-    return int(total * _DEFAULT_BUDGET_SHARE.get(device.type, 0.75))
-
-
-def model_bytes(model: nn.Module) -> int:
-    """Bytes of the parameters and buffers."""
-    return sum(t.numel() * t.element_size()
-               for t in itertools.chain(model.parameters(), model.buffers()))
-
-
-def _bytes_as(model: nn.Module, dtype: torch.dtype) -> int:
-    """Bytes `model` will take once its floating-point tensors are cast to `dtype`."""
-    size = torch.empty((), dtype=dtype).element_size()
-    return sum(t.numel() * (size if t.is_floating_point() else t.element_size())
-               for t in itertools.chain(model.parameters(), model.buffers()))
-
-
-def _fmt(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
-
-
-# ----------------------------------------------------------------------------- building
-
-
-def model_options(name: str, tiny: bool) -> dict[str, Any]:
-    """The options a model is built from (for recipes and for building it)."""
-    if name in MODEL_NAMES:
-        return tiny_options(name) if tiny else full_options(name)
-    if name in CLIP_ENCODERS:
-        return clip_config(tiny)
-    return {"openai_clip": name, "tiny": tiny}
-
-
-def _build(name: str, options: dict[str, Any]) -> nn.Module:
-    """A GLIDE network or noise-aware CLIP encoder (on the current default device)."""
-    if name in MODEL_NAMES:
-        from glide_ui.glide.unet import create_model
-
-        return create_model(options)
-    from glide_ui.glide.clip import ImageEncoder, TextEncoder
-
-    return ImageEncoder(options) if name == "clip/image-enc" else TextEncoder(options)
-
-
-def tiny_seed(name: str) -> int:
-    return NAMES.index(name)
-
-
-_CHUNK = 1 << 21  # values of noise made at once while randomizing (8 MiB in float32)
-
-
-def _randomize(model: nn.Module, seed: int) -> None:
-    """Seeded weights with no zero tensor (as the reference fixtures' tiny models have):
-    matrices N(0, 1/fan_in), norm gains 1 + 0.2 N, other vectors 0.1 N.
-
-    Made a few rows at a time where a row is a multiple of 16 values: torch draws normal
-    values 16 at a time, so the values are those of one draw per tensor, and no float32
-    copy of a large tensor is ever made."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for key, tensor in model.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            for rows in _row_chunks(tensor):
-                noise = torch.randn(rows.shape, generator=generator, dtype=torch.float32)
-                if tensor.dim() >= 2:
-                    noise.div_(tensor[0].numel() ** 0.5)
-                elif key.endswith(("weight", ".g")):  # norm gains ("g" in the CLIP encoders)
-                    noise.mul_(0.2).add_(1)
-                else:
-                    noise.mul_(0.1)
-                if noise.dim() == 4 and rows.is_contiguous(memory_format=torch.channels_last):
-                    noise = noise.contiguous(memory_format=torch.channels_last)  # fast copy
-                rows.copy_(noise)
-
-
-def _row_chunks(tensor: torch.Tensor) -> list[torch.Tensor]:
-    """`tensor` as consecutive blocks of whole rows of about `_CHUNK` values, where its
-    rows are a multiple of 16 values (else whole)."""
-    row = tensor[0].numel() if tensor.dim() >= 2 else 0
-    if not row or row % 16 or tensor.numel() <= _CHUNK:
-        return [tensor]
-    return list(tensor.split(max(1, _CHUNK // row)))
-
-
-def _build_tiny(name: str, options: dict[str, Any], path: ComputePath) -> nn.Module:
-    seed = tiny_seed(name)
-    if name in ckpt.OPENAI_CLIP_NAMES:
-        from glide_ui.openai_clip import tiny_openai_clip
-
-        return tiny_openai_clip(seed)
-    # Built on meta and filled from our own generator: no default init, no global RNG use.
-    # Allocated in the path's dtype and memory format (the float32 values rounded as
-    # `.to(dtype)` would round them): no second copy of any weight is ever made.
-    with ckpt.meta_device():
-        model = _build(name, options).to(path.dtype)
-        if path.channels_last:
-            model.to(memory_format=torch.channels_last)
-    model = model.to_empty(device="cpu")
-    _randomize(model, seed)
-    return model
-
-
-def _prepare(model: nn.Module, path: ComputePath) -> nn.Module:
-    model = model.to(device=path.device, dtype=path.dtype)
-    for module in model.modules():
-        if isinstance(module, nn.LayerNorm):  # OpenAI CLIP's LayerNorm runs in fp32
-            module.float()
-    if path.channels_last:
-        # oneDNN's CPU convolutions work in NHWC: with NCHW weights every convolution
-        # converts its input and output, and only NHWC models take the prepacked path.
-        model.to(memory_format=torch.channels_last)
-    model.eval()
-    model.requires_grad_(False)
-    return model
 
 
 # ----------------------------------------------------------------------------- manager
@@ -375,7 +205,7 @@ class ModelManager:
         self._check_name(name)
         options = self.options(name)
         if self.tiny:
-            model = _build_tiny(name, options, ComputePath(torch.device("cpu"), torch.float32))
+            model = build_tiny(name, options, ComputePath(torch.device("cpu"), torch.float32))
         else:
             model = self._load_official(name, options)
         return model.float().train()
@@ -478,8 +308,8 @@ class ModelManager:
             # The official files hold fp16 weights (plus a little TorchScript code).
             return ckpt.get_spec(name).approx_size * self.dtype.itemsize // 2
         with ckpt.meta_device():
-            model = _build(name, self.options(name))
-        return _bytes_as(model, self.dtype) + self._allowance(name, model)
+            model = build_network(name, self.options(name))
+        return bytes_as(model, self.dtype) + self._allowance(name, model)
 
     def _allowance(self, name: str, model: nn.Module) -> int:
         """Room for the prepacked weight copies the GLIDE UNets make (bf16 on the CPU)."""
@@ -489,8 +319,8 @@ class ModelManager:
         """Evict least recently used, unpinned models until `need` fits (lock held)."""
         if need > self.max_memory:
             raise ModelMemoryError(
-                f"{name} needs {_fmt(need)}, more than the memory budget of "
-                f"{_fmt(self.max_memory)}; raise it with --max-memory or {MEMORY_ENV}.")
+                f"{name} needs {format_bytes(need)}, more than the memory budget of "
+                f"{format_bytes(self.max_memory)}; raise it with --max-memory or {MEMORY_ENV}.")
         used = sum(e.bytes for e in self._entries.values()) + sum(self._reserved.values())
         evicted = False
         for victim in sorted((n for n, e in self._entries.items() if not e.in_use),
@@ -504,8 +334,9 @@ class ModelManager:
         if used + need > self.max_memory:
             busy = ", ".join(n for n, e in self._entries.items() if e.in_use) or "none"
             raise ModelMemoryError(
-                f"{name} needs {_fmt(need)} but only {_fmt(self.max_memory - used)} of the "
-                f"{_fmt(self.max_memory)} budget is free while models are in use ({busy}) "
+                f"{name} needs {format_bytes(need)} but only "
+                f"{format_bytes(self.max_memory - used)} of the "
+                f"{format_bytes(self.max_memory)} budget is free while models are in use ({busy}) "
                 f"or loading. Try again when the running request ends, or raise --max-memory.")
 
     def _free_memory(self) -> None:
@@ -518,14 +349,14 @@ class ModelManager:
     def _load(self, name: str) -> nn.Module:
         options = self.options(name)
         if self.tiny:
-            model = _build_tiny(name, options, self.path)
+            model = build_tiny(name, options, self.path)
         else:
             model = self._load_official(name, options)
         with self._lock:
             chosen = self._finetunes.get(name)
         if chosen is not None:
             ft.apply_finetune(model.float(), *chosen)
-        return _prepare(model, self.path)
+        return prepare(model, self.path)
 
     def _load_official(self, name: str, options: dict[str, Any]) -> nn.Module:
         spec = ckpt.get_spec(name)
@@ -533,10 +364,10 @@ class ModelManager:
         with ckpt.set_aside_if_cached(path, self.cache_dir):
             ckpt.verify_local(spec, path)
             if spec.format == "torchscript":
-                model = _load_openai_clip(path)
+                model = load_openai_clip(path)
             else:
                 with ckpt.meta_device():
-                    model = _build(name, options)
+                    model = build_network(name, options)
                 ckpt.load_into(model, ckpt.load_state_dict(path), path)
         with self._lock:
             self._paths[name] = path
@@ -556,16 +387,6 @@ class ModelManager:
             with self._lock:
                 self._fetching.pop(spec.name, None)
 
-
-def _load_openai_clip(path: Path) -> nn.Module:
-    """An OpenAIClip from an official TorchScript file (its sha256 already checked)."""
-    from glide_ui.openai_clip import OpenAIClip, build_openai_clip, load_jit_or_state_dict
-
-    try:
-        state = load_jit_or_state_dict(path)
-    except (RuntimeError, ValueError, OSError, zipfile.BadZipFile) as error:
-        raise ckpt.CorruptCheckpointError(f"{path} is truncated or corrupt: {error}") from error
-    return OpenAIClip(build_openai_clip(state))
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

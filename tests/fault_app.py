@@ -71,9 +71,9 @@ def install(faults: dict[str, str]) -> None:
 
     def load(self: ModelManager, name: str):
         if name in from_files:
-            from glide_ui.models import _prepare
+            from glide_ui.model_build import prepare
 
-            model = _prepare(self._load_official(name, self.options(name)), self.path)
+            model = prepare(self._load_official(name, self.options(name)), self.path)
         else:
             model = original_load(self, name)
         if name == oom_name:

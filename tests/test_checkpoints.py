@@ -21,6 +21,7 @@ from file_server import FileServer, serving
 from torch import nn
 
 from glide_ui import checkpoints as ckpt
+from glide_ui.checkpoints import hashes
 
 PAYLOAD = random.Random(0).randbytes(3_000_000)
 
@@ -118,20 +119,20 @@ def test_download_reports_progress_and_renames_only_when_verified(
         assert not final.exists() and (tmp_path / (spec.filename + ".part")).exists()
         events.append(event)
 
-    real_hash = ckpt._hash_file
+    real_hash = hashes.hash_file
 
     def hash_before_rename(path: Path) -> str:
         assert not final.exists()
         return real_hash(path)
 
-    monkeypatch.setattr(ckpt, "_hash_file", hash_before_rename)
+    monkeypatch.setattr(hashes, "hash_file", hash_before_rename)
     assert ckpt.download(spec, tmp_path, on_progress) == final
     assert final.read_bytes() == PAYLOAD
     assert not (tmp_path / (spec.filename + ".part")).exists()
     done = [e.done for e in events]
     assert done == sorted(done) and done[-1] == len(PAYLOAD) and len(done) >= 2
     assert {(e.name, e.total) for e in events} == {(spec.name, len(PAYLOAD))}
-    monkeypatch.setattr(ckpt, "_hash_file", lambda path: pytest.fail("hashed again"))
+    monkeypatch.setattr(hashes, "hash_file", lambda path: pytest.fail("hashed again"))
     assert ckpt.file_sha256(final) == _sha(PAYLOAD)  # remembered from the download
 
 
@@ -227,8 +228,8 @@ def test_file_hash_is_cached_and_refreshed_when_the_file_changes(
     path.write_bytes(b"one")
     assert ckpt.file_sha256(path) == _sha(b"one")
     calls = []
-    real_hash = ckpt._hash_file
-    monkeypatch.setattr(ckpt, "_hash_file", lambda p: calls.append(p) or real_hash(p))
+    real_hash = hashes.hash_file
+    monkeypatch.setattr(hashes, "hash_file", lambda p: calls.append(p) or real_hash(p))
     assert ckpt.file_sha256(path) == _sha(b"one") and calls == []
     path.write_bytes(b"two!")
     assert ckpt.file_sha256(path) == _sha(b"two!") and calls == [path]

@@ -126,7 +126,7 @@ def test_a_full_disk_while_saving_is_a_glide_ui_error(tmp_path, monkeypatch):
     def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("glide_ui.api.write_new", full)
+    monkeypatch.setattr("glide_ui.outputs.write_new", full)
     output = GlideOutput([with_recipe(picture(1), RECIPE)], [RECIPE])
     with pytest.raises(FolderError, match=re.escape(f"Cannot save into {tmp_path}: No space "
                                                     "left on device.")):

@@ -30,7 +30,8 @@ from glide_ui.history import (
     saving_policy,
 )
 from glide_ui.history.folder import OUTPUTS_ENV, default_outputs_dir
-from glide_ui.history.index import SCHEMA_VERSION, match_expression
+from glide_ui.history.tables import SCHEMA_VERSION
+from glide_ui.history.words import match_expression
 from glide_ui.images import read_recipe
 from glide_ui.pipelines.events import Result
 from glide_ui.recipe import Recipe

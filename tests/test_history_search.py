@@ -23,7 +23,8 @@ from PIL import Image
 
 from glide_ui.history import History, Query, result_png, saving_policy
 from glide_ui.history.__main__ import main as history_cli
-from glide_ui.history.index import SCHEMA_VERSION, match_expression
+from glide_ui.history.tables import SCHEMA_VERSION
+from glide_ui.history.words import match_expression
 from glide_ui.recipe import Recipe
 
 NOW = datetime(2026, 12, 1, 9, 30).astimezone()

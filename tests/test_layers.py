@@ -23,10 +23,15 @@ RANKS = {
     "glide_ui.images": 1, "glide_ui.checkpoints": 1, "glide_ui.compute": 1,
     "glide_ui.openai_clip": 2, "glide_ui.history": 2,
     "glide_ui.finetunes": 2.5,  # fine-tune files: read, checked, merged into weights
+    # under the manager: sizes and budget, building networks, what it reports
+    "glide_ui.memory_budget": 2.8, "glide_ui.model_build": 2.8, "glide_ui.model_status": 2.8,
     "glide_ui.models": 3,
     "glide_ui.model_files": 3.5,  # the files as a user manages them: over the loader
     "glide_ui.pipelines": 4,
     "glide_ui.training": 4.5,  # fine-tuning: samples with the pipelines' stages
+    # the Python API's parts under `Glide`: its output, progress bars, seeds, reruns
+    "glide_ui.outputs": 4.8, "glide_ui.stage_bars": 4.8, "glide_ui.seed_runs": 4.8,
+    "glide_ui.reruns": 4.8,
     "glide_ui.api": 5, "glide_ui.ui": 5, "glide_ui.replicas": 5,
     "glide_ui.server": 6,
     "glide_ui.train_cli": 6.5,  # the `train` command's flags and run, under the cli

@@ -14,7 +14,7 @@ import torch
 from test_checkpoints import FileServer, _RunsCode, server  # noqa: F401 (fixture)
 
 from glide_ui import checkpoints as ckpt
-from glide_ui import models
+from glide_ui import model_build, models
 from glide_ui.compute import ComputePath
 from glide_ui.errors import GlideUIError
 from glide_ui.glide.nn import (
@@ -188,14 +188,14 @@ def test_failed_use_releases_what_it_pinned(sizes: dict[str, int]) -> None:
 
 def test_two_threads_asking_for_one_model_load_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real_build = models._build_tiny
+    real_build = models.build_tiny
 
     def slow_build(name: str, options: dict, path: ComputePath) -> torch.nn.Module:
         calls.append(name)
         time.sleep(0.3)  # both threads are inside get() meanwhile
         return real_build(name, options, path)
 
-    monkeypatch.setattr(models, "_build_tiny", slow_build)
+    monkeypatch.setattr(models, "build_tiny", slow_build)
     manager = _tiny()
     results: list[torch.nn.Module] = []
     barrier = threading.Barrier(2)
@@ -219,8 +219,8 @@ def test_two_threads_asking_for_one_model_load_it_once(monkeypatch: pytest.Monke
 @pytest.fixture
 def tiny_architecture(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Make the official set build tiny networks, so real files of tiny size load."""
-    monkeypatch.setattr(models, "full_options", tiny_options)
-    monkeypatch.setattr(models, "clip_config", lambda tiny=False: clip_config(tiny=True))
+    monkeypatch.setattr(model_build, "full_options", tiny_options)
+    monkeypatch.setattr(model_build, "clip_config", lambda tiny=False: clip_config(tiny=True))
     monkeypatch.delenv(ckpt.CHECKPOINTS_ENV, raising=False)
     path = tmp_path / "weights.pt"
     torch.save(_tiny().get("base").state_dict(), path)

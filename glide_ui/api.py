@@ -60,7 +60,7 @@ StatusCallback = Callable[[Status], Any]
 
 class Glide:
     """GLIDE's jobs from Python: text to image, CLIP-guided, inpainting, outpainting,
-    sketch edits, variations, ranking, sweeps.
+    sketch edits, variations, upscaling, ranking, sweeps.
 
     models: "official" (OpenAI's checkpoints, fetched on first use) or "tiny" (small random
     models that make noise, for trying things offline). device ("cpu", "cuda", "cuda:1",
@@ -195,6 +195,22 @@ class Glide:
         values = dict(image=image, prompt=prompt, strength=strength, **settings)
         return self._generate("variations", values, seed, batch_size, False, callback)
 
+    def upscale(self, image: ImageSource, prompt: str = "", *, scale: int = 4,
+                seed: Seeds = None, batch_size: int | None = None,
+                callback: PreviewCallback | None = None, **settings: Any) -> GlideOutput:
+        """`image` (at most 256 px a side; one smaller than a window is first enlarged)
+        made `scale` (4 or 2) times larger by the inpainting upsampler in overlapping
+        256 px windows, each seeing what its neighbours made (see `pipelines.upscale`).
+        An empty prompt takes the prompt of the recipe the picture carries.
+
+        settings (the fields of `UpscaleRequest`): overlap=64 (result pixels neighbouring
+        windows share), upsample_respacing, upsample_sampler="ancestral" (the Fast preset:
+        "dpmpp_2m" with "10"), upsample_temp=0.997, preview_interval, filmstrip_frames.
+        Previews show the whole canvas filling in, under "window k/n". Raises
+        RequestError for a larger picture, a scale not offered, or not an image."""
+        values = dict(image=image, prompt=prompt, scale=scale, **settings)
+        return self._generate("upscale", values, seed, batch_size, False, callback)
+
     def sweep(self, prompt: str, param: str = "guidance_scale",
               values: Sequence[float] = (1.0, 3.0, 5.0, 7.0), *, pipeline: str = "text2im",
               seed: int | None = None, batch_size: int = 1, image: ImageSource | None = None,
@@ -235,7 +251,7 @@ class Glide:
         path, bytes or PIL image) or a Recipe. An inpainting or sketch recipe needs its
         `image` and `mask` again (no mask for an inpainting made from shapes alone; a
         sketch's: the picture with its strokes painted on, and the strokes or their mask),
-        an outpainting or variations recipe its `image`. Differences that change pixels
+        an outpainting, variations or upscaling recipe its `image`. Differences that change pixels
         (another device or dtype, other checkpoints, other inputs) are reported as
         warnings."""
         recipe = source if isinstance(source, Recipe) else recipe_of(source)

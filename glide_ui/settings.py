@@ -29,6 +29,8 @@ MAX_SEED = 2**31 - 1
 MAX_MASK_PIXELS = 256  # mask grow (either way) and feather, in pixels of the input image
 MAX_EXTENSION = 2048  # outpainting: pixels added on one side
 MAX_FILMSTRIP_FRAMES = 64  # per stage: the memory bound, whatever the step count
+UPSCALE_FACTORS = (4, 2)  # upscaling: the scales offered (output side / source side)
+MAX_UPSCALE_SIDE = 256  # upscaling: the longest source side (x4 of it: 1024 px)
 FAST_PRESET = {"sampler": "dpmpp_2m", "base_respacing": "15",
                "upsample_sampler": "dpmpp_2m", "upsample_respacing": "10"}
 """The one-click Fast settings: DPM-Solver++ 2M, 15 base and 10 upsampler steps (the
@@ -58,6 +60,7 @@ class JobInfo:
     models: tuple[str, ...]
     rerun_inputs: tuple[str, ...] = ()
     guided: bool = True  # classifier-free guidance (so a negative prompt)
+    picture_prompt: bool = False  # an empty prompt is taken from the picture's recipe
 
     @property
     def aliases(self) -> tuple[str, ...]:
@@ -80,7 +83,11 @@ JOBS: dict[str, JobInfo] = {job.name: job for job in (
             _INPAINT, ("image", "mask")),
     JobInfo("variations", "variations", "variations", "Variations",
             (("image", REQUIRED), ("prompt", REQUIRED)), _BASE, ("image",)),
+    JobInfo("upscale", "upscale", "upscale", "Upscale", (("image", REQUIRED), ("prompt", "")),
+            ("upsample-inpaint",), ("image",), guided=False, picture_prompt=True),
 )}
+BASE_JOBS = tuple(name for name, job in JOBS.items() if job.models[0] in (_BASE[0], _INPAINT[0]))
+"""The jobs that run a 64 px base model (all but upscaling, which runs the upsampler alone)."""
 GUIDED = tuple(name for name, job in JOBS.items() if job.guided)
 ALL_JOBS = tuple(JOBS)
 REPAINT = ("inpaint", "sketch")
@@ -152,14 +159,14 @@ class Setting:
         return None if self.page is None else self.page or self.name
 
 
-def _upsampler(name: str, kind: str, default: Any, label: str, help: str, **more: Any) \
-        -> Setting:
-    return Setting(name, kind, default, label, help, "upsampling", ALL_JOBS, **more)
+def _upsampler(name: str, kind: str, default: Any, label: str, help: str,
+               jobs: tuple[str, ...] = ALL_JOBS, **more: Any) -> Setting:
+    return Setting(name, kind, default, label, help, "upsampling", jobs, **more)
 
 
 def _sampling(name: str, kind: str, default: Any, label: str, help: str, **more: Any) \
         -> Setting:
-    return Setting(name, kind, default, label, help, "sampling", ALL_JOBS, **more)
+    return Setting(name, kind, default, label, help, "sampling", BASE_JOBS, **more)
 
 
 _SIDES = tuple(
@@ -208,6 +215,14 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("blend", "int", 8, "Blend band (px)",
             "pixels of the picture next to the new area blended in", "outpaint",
             ("outpaint",), range=(0, 64), metavar="PIXELS"),
+    Setting("scale", "int", 4, "Scale",
+            f"output side / source side: {' or '.join(map(str, UPSCALE_FACTORS))} (x4 makes "
+            f"{MAX_UPSCALE_SIDE * 4} px of {MAX_UPSCALE_SIDE} px)", "upscale", ("upscale",),
+            range=(min(UPSCALE_FACTORS), max(UPSCALE_FACTORS)), metavar="N"),
+    Setting("overlap", "int", 64, "Window overlap (px)",
+            "pixels of the result two neighbouring 256 px windows share: the later one sees "
+            "the earlier one's there, and half of them are blended", "upscale", ("upscale",),
+            range=(8, 128), metavar="PIXELS"),
     Setting("mask_grow", "int", 0, "Mask grow",
             "pixels added around the mask, negative to shrink it", "masks", REPAINT,
             range=(-MAX_MASK_PIXELS, MAX_MASK_PIXELS), metavar="PIXELS"),
@@ -228,7 +243,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
               "base sampler: the reference's ancestral and DDIM, or a diffusers solver",
               choices=SAMPLERS, job_choices=_REFERENCE_ONLY),
     _upsampler("upsample", "bool", True, "Upsample",
-               "run the 256 px upsampler after the 64 px base"),
+               "run the 256 px upsampler after the 64 px base", BASE_JOBS),
     _upsampler("upsample_respacing", "respacing", "fast27", "Upsampler steps",
                "upsampler steps", aliases=("upsample_steps",), metavar="STEPS",
                page="upsample_steps"),
@@ -237,7 +252,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
                metavar="T", sweep="temperature"),
     _upsampler("upsample_sampler", "choice",
                {"text2im": "ddim", "clip_guided": "ddim", "variations": "ddim",
-                "inpaint": "ancestral", "outpaint": "ancestral", "sketch": "ancestral"},
+                "inpaint": "ancestral", "outpaint": "ancestral", "sketch": "ancestral",
+                "upscale": "ancestral"},
                "Upsampler sampler", "upsampler sampler (as the job's reference notebook)",
                choices=SAMPLERS),
     Setting("preview_interval", "float", 0.5, "Preview interval",

@@ -130,7 +130,7 @@ def test_the_command_line_has_every_setting(commands, name, setting):
 # The pictures of the commands that take them: any existing file parses.
 POSITIONAL = {"text2im": ["p"], "clip_guided": ["p"], "inpaint": [__file__, __file__, "p"],
               "outpaint": [__file__, "p"], "sketch": [__file__, __file__, "p"],
-              "variations": [__file__, "p"]}
+              "variations": [__file__, "p"], "upscale": [__file__, "p"]}
 
 
 def test_the_fast_preset_on_the_command_line(commands):

@@ -1,4 +1,5 @@
-"""The job commands (generate, clip, inpaint, outpaint, sketch, variations, upsample): each
+"""The job commands (generate, clip, inpaint, outpaint, sketch, variations, upscale,
+upsample): each
 job's flags are generated from `glide_ui.settings`, its pictures come from `Glide`."""
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ TEXTS = {
               "and the prompt (SDEdit).",
     "variations": "New pictures that keep a picture's composition (SDEdit with the base "
                   "model, then the upsampler).",
+    "upscale": "A picture (up to 256 px a side) made 4 or 2 times larger by the inpainting "
+               "upsampler in overlapping windows; the prompt defaults to the picture's recipe's.",
 }
 
 
@@ -70,6 +73,7 @@ _INPUTS = {
         type=existing_file,
         help="a transparent PNG of the same size holding the coloured strokes"))),
     "variations": _picture,
+    "upscale": _picture,
 }
 
 
@@ -98,12 +102,19 @@ def add_job_arguments(parser: argparse.ArgumentParser, job: str) -> None:
                             help=f"{setting.help} (default {_shown(setting, job)})",
                             **_argument_kind(setting, job))
     if FAST_PRESET["sampler"] in SETTINGS["sampler"].choices_for(job):
+        preset = fast_preset(job)
         parser.add_argument("--preset", choices=["fast"], default=None,
                             help="fast: " + ", ".join(f"{SETTINGS[name].cli_flag} {value}"
-                                                      for name, value in FAST_PRESET.items())
+                                                      for name, value in preset.items())
                                  + " (flags given as well win)")
+        parser.set_defaults(fast_preset=preset)
     add_output_arguments(parser)
     add_finetune_argument(parser)
+
+
+def fast_preset(job: str) -> dict[str, str]:
+    """The Fast preset's settings that `job` has (upscaling has only the upsampler's)."""
+    return {name: value for name, value in FAST_PRESET.items() if job in SETTINGS[name].jobs}
 
 
 def cli_settings(job: str) -> list[Setting]:
@@ -134,7 +145,7 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     settings = {name: values[name] for name in SETTINGS
                 if name in values and name not in CALL_SETTINGS}
     if getattr(args, "preset", None) == "fast":
-        settings = {**FAST_PRESET, **settings}
+        settings = {**args.fast_preset, **settings}
     return {**settings, "seed": args.seed, "batch_size": args.batch_size}
 
 
@@ -190,4 +201,5 @@ def _upsample(args: argparse.Namespace) -> int:
 _HANDLERS = {"text2im": lambda args: _each_prompt(args, "text2im"),
              "clip_guided": lambda args: _each_prompt(args, "clip_guided"),
              "inpaint": _inpaint, "outpaint": _picture_job("outpaint"),
-             "sketch": _picture_job("sketch"), "variations": _picture_job("variations")}
+             "sketch": _picture_job("sketch"), "variations": _picture_job("variations"),
+             "upscale": _picture_job("upscale")}

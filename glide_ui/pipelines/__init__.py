@@ -23,12 +23,15 @@ from glide_ui.pipelines.requests import (
 from glide_ui.pipelines.sketch import sketch
 from glide_ui.pipelines.sweep import compare_guidance, sweep
 from glide_ui.pipelines.text2im import text2im
+from glide_ui.pipelines.upscale import upscale
+from glide_ui.pipelines.upscale_request import UpscaleRequest
 from glide_ui.pipelines.variations import variations
 
 __all__ = [
     "ClipGuidedRequest", "Event", "InpaintRequest", "OutpaintRequest", "Preview", "Progress",
-    "Request", "Result", "SketchRequest", "Status", "Text2ImRequest", "VariationsRequest",
+    "Request", "Result", "SketchRequest", "Status", "Text2ImRequest", "UpscaleRequest",
+    "VariationsRequest",
     "clip_guided", "compare_guidance", "inpaint", "outpaint", "rank", "rank_result", "ranked",
-    "ranked_run", "request_from_recipe", "sketch", "sweep", "text2im", "validate",
+    "ranked_run", "request_from_recipe", "sketch", "sweep", "text2im", "upscale", "validate",
     "variations",
 ]

@@ -15,6 +15,7 @@ from glide_ui.pipelines.outpaint import outpaint
 from glide_ui.pipelines.requests import REQUEST_TYPES
 from glide_ui.pipelines.sketch import sketch
 from glide_ui.pipelines.text2im import text2im
+from glide_ui.pipelines.upscale import upscale
 from glide_ui.pipelines.variations import variations
 from glide_ui.settings import JOBS as INFO
 from glide_ui.settings import JobInfo, job_info
@@ -37,7 +38,7 @@ class Job:
 
 _RUNS: dict[str, Pipeline] = {"text2im": text2im, "clip_guided": clip_guided,
                               "inpaint": inpaint, "outpaint": outpaint, "sketch": sketch,
-                              "variations": variations}
+                              "variations": variations, "upscale": upscale}
 JOBS: dict[str, Job] = {name: Job(info, REQUEST_TYPES[name], _RUNS[name])
                         for name, info in INFO.items()}
 

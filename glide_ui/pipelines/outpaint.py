@@ -15,9 +15,8 @@ its seed, and seed + 2**31 for the upsampler), so it comes out the same when run
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,14 +25,13 @@ from PIL import Image
 from glide_ui.images import Box, paste_back, tensor_to_pil
 from glide_ui.pipelines.common import (
     UPSAMPLE_SEED_OFFSET,
-    StageEvents,
     begin,
     image_generators,
     loading_notices,
     make_recipes,
     prompt_notices,
 )
-from glide_ui.pipelines.events import Event, Frame, Preview, Progress, Result
+from glide_ui.pipelines.events import Event, Result
 from glide_ui.pipelines.filmstrip import filmstrips
 from glide_ui.pipelines.inpaint import (
     UPSAMPLE_SIZE,
@@ -43,6 +41,7 @@ from glide_ui.pipelines.inpaint import (
     upsample_stage,
 )
 from glide_ui.pipelines.requests import OutpaintRequest
+from glide_ui.pipelines.windows import inside, labelled, place, tiles
 
 WINDOW = UPSAMPLE_SIZE
 """Largest window side, in canvas pixels: the upsampler's output size."""
@@ -99,13 +98,13 @@ def plan_windows(canvas: tuple[int, int], kept: Box, side: int = WINDOW,
                 min(y1 + reach, height))
         for near, far, start, stop in ((x0, ring[0], y0, y1), (x1, ring[2], y0, y1)):
             if far != near:
-                x = _place(min(near, far), max(near, far), side, width, toward=far)
-                windows += [(x, y, x + side, y + side) for y in _tiles(start, stop, side,
+                x = place(min(near, far), max(near, far), side, width, toward=far)
+                windows += [(x, y, x + side, y + side) for y in tiles(start, stop, side,
                                                                       context, height)]
         for near, far in ((y0, ring[1]), (y1, ring[3])):
             if far != near:
-                y = _place(min(near, far), max(near, far), side, height, toward=far)
-                windows += [(x, y, x + side, y + side) for x in _tiles(ring[0], ring[2], side,
+                y = place(min(near, far), max(near, far), side, height, toward=far)
+                windows += [(x, y, x + side, y + side) for x in tiles(ring[0], ring[2], side,
                                                                       context, width)]
         made = ring
     return _useful(windows, canvas, kept)
@@ -115,33 +114,13 @@ def _useful(windows: list[Box], canvas: tuple[int, int], kept: Box) -> list[Box]
     """`windows` without those whose pixels are all made before them (on a small canvas,
     one window may hold several rings' edges)."""
     made = np.zeros(canvas[::-1], dtype=bool)
-    _inside(made, kept)[:] = True
+    inside(made, kept)[:] = True
     useful = []
     for box in windows:
-        if not _inside(made, box).all():
+        if not inside(made, box).all():
             useful.append(box)
-            _inside(made, box)[:] = True
+            inside(made, box)[:] = True
     return useful
-
-
-def _place(start: int, stop: int, side: int, limit: int, toward: int | None = None) -> int:
-    """Start of a window of `side` holding [start, stop): flush with its `toward` end (the
-    outer edge: the rest of the window is known context), else centred on it; kept inside
-    [0, limit) when it fits there, else centred on that."""
-    if side >= limit:
-        return (limit - side) // 2
-    first = {stop: stop - side, start: start}.get(toward, (start + stop - side) // 2)
-    return min(max(first, 0), limit - side)
-
-
-def _tiles(start: int, stop: int, side: int, overlap: int, limit: int) -> list[int]:
-    """Starts of windows of `side` covering [start, stop), evenly spaced, neighbours
-    overlapping by at least `overlap` (one centred window when it fits)."""
-    span = stop - start
-    if span <= side:
-        return [_place(start, stop, side, limit)]
-    count = math.ceil((span - overlap) / (side - overlap))
-    return [start + round(k * (span - side) / (count - 1)) for k in range(count)]
 
 
 def blend_alpha(layout: Layout) -> np.ndarray:
@@ -193,14 +172,14 @@ def outpaint(request: OutpaintRequest, manager: Any) -> Iterator[Event]:
         for index, box in enumerate(plan.windows):
             label = f"window {index + 1}/{len(plan.windows)}"
             patches = [patch_at(Image.fromarray(canvas), ~made, box) for canvas in canvases]
-            x = yield from _labelled(label, base_stage(models[0], request, seeds, patches,
+            x = yield from labelled(label, base_stage(models[0], request, seeds, patches,
                                                        generators[0]))
             if request.upsample:
-                x = yield from _labelled(label, upsample_stage(models[1], request, seeds,
+                x = yield from labelled(label, upsample_stage(models[1], request, seeds,
                                                                patches, x, generators[1]))
             for canvas, window in zip(canvases, tensor_to_pil(x), strict=True):
                 fill(canvas, made, window, box)
-            _inside(made, box)[:] = True
+            inside(made, box)[:] = True
     whole = (0, 0, *plan.canvas)
     images = [paste_back(picture, Image.fromarray(canvas), whole, alpha)
               for canvas in canvases]
@@ -215,30 +194,7 @@ def fill(canvas: np.ndarray, made: np.ndarray, window: Image.Image, box: Box) ->
     region = np.asarray(window.resize((box[2] - box[0], box[3] - box[1]),
                                       Image.Resampling.BICUBIC))
     x0, y0 = max(box[0], 0), max(box[1], 0)
-    new = ~_inside(made, box)
-    target = _inside(canvas, box)
+    new = ~inside(made, box)
+    target = inside(canvas, box)
     target[new] = region[y0 - box[1]:y0 - box[1] + new.shape[0],
                          x0 - box[0]:x0 - box[0] + new.shape[1]][new]
-
-
-def _inside(array: np.ndarray, box: Box) -> np.ndarray:
-    """The view of `array` [H, W, ...] under `box`, clipped to it."""
-    return array[max(box[1], 0):min(box[3], array.shape[0]),
-                 max(box[0], 0):min(box[2], array.shape[1])]
-
-
-def _labelled(label: str, stage: StageEvents) -> StageEvents:
-    """`stage`'s events with its stage name under `label` ("window 2/3 · base"); returns
-    what it returns. Closing this closes the stage at once."""
-    try:
-        while True:
-            event = next(stage)
-            if isinstance(event, (Progress, Preview, Frame)):
-                event = replace(event, stage=f"{label} · {event.stage}")
-            yield event
-    except StopIteration as done:
-        return done.value
-    finally:
-        stage.close()
-
-

@@ -170,7 +170,7 @@ def _prompt(setting: Setting, job: str, value: Any, notices: list[Status]) -> st
     what = setting.label.lower()
     text, found = clean_prompt(value, what)
     notices.extend(found)
-    if setting.name == "prompt" and not text:
+    if setting.name == "prompt" and not text and not JOBS[job].picture_prompt:
         if not JOBS[job].guided:
             raise RequestError("Write a prompt: CLIP guidance needs a text to steer towards.")
         notices.append(Status("The prompt is empty: generating without a text condition "
@@ -269,6 +269,13 @@ _JOB_CHECKS = {"text2im": lambda request, changes, notices: {}, "clip_guided": _
                "inpaint": _inpaint_checks, "outpaint": _outpaint_checks,
                "sketch": _sketch_checks, "variations": _variations_checks}
 """What each job checks beyond its settings (pictures, masks, sides), after them."""
+
+
+def register(kind: type, checks: Any) -> None:
+    """Add the request type of a job declared in a module of its own (`kind.job`) and what
+    it checks beyond its settings: checks(request, changes, notices) -> changed fields."""
+    REQUEST_TYPES[kind.job] = kind
+    _JOB_CHECKS[kind.job] = checks
 
 
 SIDES = ("left", "top", "right", "bottom")

@@ -96,6 +96,7 @@ class TabHandles:
     selected: gr.State
     controls: dict[str, gr.components.Component]  # handler parameter name -> widget
     notes: gr.Markdown  # the run area's notes (what a restore could not bring back)
+    send_to_upscale: gr.Button | None = None  # "Upscale picked image" (not on Upscale's own)
 
 
 def user_of(request: gr.Request | None) -> str | None:

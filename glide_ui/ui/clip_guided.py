@@ -86,4 +86,4 @@ def build(backend: Backend) -> TabHandles:
     buttons.stop.click(None, cancels=runs)
     controls.update(openai_clip_model=openai_clip_model, **sampling.by_name())
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
-                      area.notes)
+                      area.notes, actions.send_to_upscale)

@@ -149,4 +149,4 @@ def build(backend: Backend) -> TabHandles:
     buttons.stop.click(None, cancels=runs)
     controls = {"prompt": prompt, **settings, "negative_prompt": negative_prompt}
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
-                      area.notes)
+                      area.notes, actions.send_to_upscale)

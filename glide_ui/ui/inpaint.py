@@ -158,7 +158,7 @@ def build(backend: Backend) -> TabHandles:
     outputs = [*area.outputs(), original, result]
     widgets.wire_runs(inpaint, buttons, prompt, inputs, outputs, "inpaint")
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
-                      area.notes)
+                      area.notes, actions.send_to_upscale)
 
 
 def _show_picked(gallery, event: gr.SelectData):

@@ -137,4 +137,4 @@ def build(backend: Backend) -> TabHandles:
     outputs = [*area.outputs(), result]
     widgets.wire_runs(outpaint, buttons, prompt, inputs, outputs, "outpaint")
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
-                      area.notes)
+                      area.notes, actions.send_to_upscale)

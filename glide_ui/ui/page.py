@@ -14,6 +14,7 @@ from glide_ui.ui import (
     outpaint,
     png_info,
     sketch,
+    upscale,
     variations,
 )
 from glide_ui.ui.backend import Backend, TabHandles
@@ -25,8 +26,8 @@ INTRO = (
     "# GLIDE\n"
     "OpenAI's GLIDE text-to-image diffusion models, with the official weights: "
     "**Generate** from a prompt, steer with **CLIP**, **Inpaint** a region you paint, "
-    "**Outpaint** a picture beyond its edges, edit from coloured strokes (**Sketch**) or "
-    "make **Variations** of a picture. "
+    "**Outpaint** a picture beyond its edges, edit from coloured strokes (**Sketch**), "
+    "make **Variations** of a picture or **Upscale** it to 1024 px. "
     "Previews stream while the model denoises; every PNG carries its recipe, and "
     "**History** keeps what you make."
 )
@@ -55,6 +56,8 @@ def build_demo(backend: Backend) -> gr.Blocks:
                 handles.append(sketch.build(backend))
             with gr.Tab("Variations", id=variations.TAB_ID):
                 handles.append(variations.build(backend))
+            with gr.Tab("Upscale", id=upscale.TAB_ID):
+                handles.append(upscale.build(backend))
             with gr.Tab("History", id=history.TAB_ID) as history_tab:
                 past = history.build(backend, history_tab)
             with gr.Tab("PNG info", id=png_info.TAB_ID):
@@ -63,6 +66,7 @@ def build_demo(backend: Backend) -> gr.Blocks:
                 models_panel.build(backend.manager)
                 gr.Markdown(f"**Outputs:** {past.view.notice}", elem_id="models-outputs")
         _wire_send_to_inpaint(tabs, handles, past)
+        _wire_upscale(tabs, handles)
         targets = {tabs, *(widget for h in handles for widget in h.controls.values()),
                    *(h.notes for h in handles)}
         by_tab = {h.tab_id: h for h in handles}
@@ -93,3 +97,19 @@ def _wire_send_to_inpaint(tabs: gr.Tabs, handles: list[TabHandles],
         handle.send_to_inpaint.click(send, [handle.gallery, handle.selected], [editor, tabs],
                                      api_visibility="private")  # queued: errors show
     past.send_to_inpaint.click(send_saved, past.picked, [editor, tabs], api_visibility="private")
+
+
+def _wire_upscale(tabs: gr.Tabs, handles: list[TabHandles]) -> None:
+    """"Upscale picked image" under every result: the picture and its prompt into the
+    Upscale tab, which is then shown."""
+    target = next(h for h in handles if h.tab_id == upscale.TAB_ID).controls
+
+    def send(gallery, selected):
+        return (*upscale.sent_picture(picked_path(gallery, selected)),
+                gr.Tabs(selected=upscale.TAB_ID))
+
+    for handle in handles:
+        if handle.send_to_upscale is not None:
+            handle.send_to_upscale.click(send, [handle.gallery, handle.selected],
+                                         [target["picture"], target["prompt"], tabs],
+                                         api_visibility="private")

@@ -22,7 +22,7 @@ PIPELINE_TABS = TABS  # the tab that runs each pipeline (and where its recipes a
 # The widget (a control of the pipeline's tab) that holds each pipeline's input pictures,
 # whose fingerprints a restore compares with the recipe's.
 RECIPE_SOURCES = {"inpaint": "mask_editor", "outpaint": "image", "sketch": "sketch_editor",
-                  "variations": "picture"}
+                  "variations": "picture", "upscale": "picture"}
 NO_FILE = "Drop a PNG made by glide-ui to see how it was made."
 
 
@@ -112,11 +112,13 @@ def editor_inputs(mask_editor: dict | None) -> dict[str, str] | None:
 
 
 _FINGERPRINTS = {"inpaint": editor_inputs, "outpaint": picture_inputs,
-                 "sketch": sketch.editor_inputs, "variations": picture_inputs}
+                 "sketch": sketch.editor_inputs, "variations": picture_inputs,
+                 "upscale": picture_inputs}
 _WITH_INPUTS = {"inpaint": " with the picture and mask in the editor",
                 "outpaint": " with the picture loaded",
                 "sketch": " with the picture and strokes in the editor",
-                "variations": " with the picture loaded"}
+                "variations": " with the picture loaded",
+                "upscale": " with the picture loaded"}
 
 
 def restore_note(recipe: Recipe, warnings: list[str]) -> str:

@@ -88,4 +88,4 @@ def build(backend: Backend) -> TabHandles:
     sketch, inputs = named_handler(sketch, controls, handler_defaults("sketch"))
     widgets.wire_runs(sketch, buttons, prompt, inputs, [*area.outputs(), result], "sketch")
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
-                      area.notes)
+                      area.notes, actions.send_to_upscale)

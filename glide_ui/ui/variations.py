@@ -55,4 +55,4 @@ def build(backend: Backend) -> TabHandles:
     variations, inputs = named_handler(variations, controls, handler_defaults("variations"))
     widgets.wire_runs(variations, buttons, prompt, inputs, area.outputs(), "variations")
     return TabHandles(TAB_ID, area.gallery, actions.send_to_inpaint, actions.selected, controls,
-                      area.notes)
+                      area.notes, actions.send_to_upscale)

@@ -69,6 +69,7 @@ class ResultActions:
 
     send_to_inpaint: gr.Button
     selected: gr.State
+    send_to_upscale: gr.Button | None = None
 
 
 def pipeline_checked(component: C) -> C:
@@ -157,13 +158,8 @@ def sampler_controls(job: str, solvers: bool = True) -> SamplerControls:
     with gr.Row():
         upsample = gr.Checkbox(value=True, label="Upsample to 256 px",
                                info="Run GLIDE's diffusion upsampler after the 64 px base.")
-        upsample_steps = gr.Dropdown(UPSAMPLE_STEPS, value="fast27", label="Upsampler steps",
-                                     allow_custom_value=True,
-                                     info="fast27 as the reference; or a number of steps.")
-    upsample_temp = setting_widget("upsample_temp", job, step=0.001)
-    upsampler = gr.Radio(SAMPLERS, value=SETTINGS["upsample_sampler"].default_for(job),
-                         label=SETTINGS["upsample_sampler"].label,
-                         elem_classes=["glide-upsample-sampler"])
+        upsample_steps = upsampler_steps(job)
+    upsample_temp, upsampler = upsampler_controls(job)
     # One spacing at a time: a count picked on the slider clears the exact spacing, and an
     # exact spacing shows its count on the slider.
     steps.input(None, outputs=base_respacing, js="() => ''", api_visibility="private",
@@ -175,11 +171,29 @@ def sampler_controls(job: str, solvers: bool = True) -> SamplerControls:
                             FAST_PRESET["upsample_sampler"], FAST_PRESET["upsample_respacing"]),
                    outputs=[sampler, steps, base_respacing, upsampler, upsample_steps],
                    queue=False, api_visibility="private")
-    filmstrip = gr.Checkbox(False, label="Keep a filmstrip",
-                            info="An animated WebP and a contact sheet of how each image "
-                                 "formed, after the results.")
     return SamplerControls(sampler, steps, upsample, upsample_steps, upsample_temp,
-                           base_respacing, upsampler, filmstrip)
+                           base_respacing, upsampler, filmstrip_box())
+
+
+def upsampler_steps(job: str) -> gr.Dropdown:
+    return gr.Dropdown(UPSAMPLE_STEPS, value=SETTINGS["upsample_respacing"].default_for(job),
+                       label=SETTINGS["upsample_respacing"].label, allow_custom_value=True,
+                       info="fast27 as the reference; or a number of steps.")
+
+
+def upsampler_controls(job: str) -> tuple[gr.Slider, gr.Radio]:
+    """The upsampler's temperature and sampler widgets of `job`'s tab."""
+    upsample_temp = setting_widget("upsample_temp", job, step=0.001)
+    upsampler = gr.Radio(SAMPLERS, value=SETTINGS["upsample_sampler"].default_for(job),
+                         label=SETTINGS["upsample_sampler"].label,
+                         elem_classes=["glide-upsample-sampler"])
+    return upsample_temp, upsampler
+
+
+def filmstrip_box() -> gr.Checkbox:
+    return gr.Checkbox(False, label="Keep a filmstrip",
+                       info="An animated WebP and a contact sheet of how each image "
+                            "formed, after the results.")
 
 
 def _steps_of(spec: str):
@@ -260,13 +274,16 @@ def results_column(extra: Callable[[], T] | None = None
     return area, actions, rank_button, built
 
 
-def result_actions(area: RunArea) -> ResultActions:
-    """A "send to inpaint" button for the picked gallery image."""
+def result_actions(area: RunArea, upscale: bool = True) -> ResultActions:
+    """"Send to inpaint" and (with `upscale`) "Upscale" buttons for the picked gallery
+    image."""
     selected = gr.State(None)
     send = gr.Button("Send picked image to Inpaint", size="sm")
+    enlarge = gr.Button("Upscale picked image", size="sm",
+                        elem_classes=["glide-upscale-action"]) if upscale else None
     area.gallery.select(_picked, outputs=selected, queue=False, api_visibility="private")
     area.gallery.change(lambda: None, outputs=selected, queue=False, api_visibility="private")
-    return ResultActions(send, selected)
+    return ResultActions(send, selected, enlarge)
 
 
 def _picked(event: gr.SelectData) -> int:

@@ -1,6 +1,7 @@
 """GPU figures: per-forward fp16/bf16, eager and compiled with CUDA graphs, a full text2im
 sample and an inpaint through the app, the peak memory of a batch of 8 and batched vs
-per-image model calls; one JSON.
+per-image model calls, and a text2im request of 8 images batched vs per image (seconds,
+peak memory, how far a batched image is from its seed alone); one JSON.
 
     python -m bench.gpu [--json gpu.json] [--runs 10]      # on CUDA, full-size models
     python -m bench.gpu --cpu-tiny [--json gpu.json]       # the same script on the CPU
@@ -22,7 +23,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,9 @@ class AcceleratorModels(FullSizeRandomManager):
     def __init__(self, target: Target, dtype: torch.dtype, compiled: bool) -> None:
         super().__init__(device=target.device.type, max_memory="1000GB",
                          dtype=dtype if target.cuda else torch.float32)
-        if not target.cuda:
-            self.path, self.dtype = ComputePath(target.device, dtype), dtype
+        if not target.cuda:  # batched as on CUDA
+            self.path = ComputePath(target.device, dtype, batch_images=True)
+            self.dtype = dtype
         self.target, self.compiled = target, compiled
 
     def options(self, name: str) -> dict[str, Any]:
@@ -210,6 +212,41 @@ def batch_figures(target: Target, name: str, dtype: str = "fp16") -> dict[str, A
     return result
 
 
+def batched_request_figures(target: Target) -> dict[str, Any]:
+    """A text2im request of BATCH images (the target's steps) in one model call per step,
+    against one call per image (`batch_images=False`, bit-identical to each seed alone):
+    seconds and peak memory of each, and how far the batched images are from the
+    per-image ones in 8-bit levels (largest, mean, share of values off by more than 4).
+    fp16 on CUDA; on the CPU bf16 and 2 images (its fp16 takes 90 s a sample there)."""
+    dtype, images = ("fp16", BATCH) if target.cuda else ("bf16", 2)
+    manager = target.manager(dtype)
+    for name in ("base", "upsample"):
+        manager.get(name)  # loaded before either run is timed
+    base, upsampler = target.respacing
+    request = Text2ImRequest(prompt="a corgi in a field of flowers", seed=0, batch_size=images,
+                             preview_interval=3600.0, base_respacing=base,
+                             upsample_respacing=upsampler)
+    result: dict[str, Any] = {"images": images, "dtype": dtype}
+    pictures = {}
+    runs = (("warm-up", True), ("batched", True), ("per_image", False))
+    for label, batch_images in runs[0 if target.cuda else 1:]:
+        target.reset_peak()
+        target.sync()
+        start = time.perf_counter()
+        events = list(text2im(replace(request, batch_images=batch_images), manager))
+        target.sync()
+        result[label] = {"seconds": time.perf_counter() - start,
+                         "peak_bytes": target.peak_bytes()}
+        pictures[label] = np.stack([np.asarray(image, dtype=np.int16)
+                                    for image in events[-1].images])
+    result.pop("warm-up", None)
+    difference = np.abs(pictures["batched"] - pictures["per_image"])
+    result["max_level_difference"] = int(difference.max())
+    result["mean_level_difference"] = float(difference.mean())
+    result["share_off_by_more_than_4"] = float((difference > 4).mean())
+    return result
+
+
 def _guard(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
@@ -244,6 +281,7 @@ def figures(target: Target) -> dict[str, Any]:
             lambda: sample_seconds(target, target.manager("fp16"), "inpaint"))
         result["batch_of_8_fp16"] = {
             name: _guard(lambda n=name: batch_figures(target, n)) for name in CASES}
+        result["text2im_batch_of_8"] = _guard(lambda: batched_request_figures(target))
     finally:
         glide_nn.FUSED_NORMS, glide_nn.PREPACKING = saved
     result["bench_seconds"] = time.perf_counter() - start

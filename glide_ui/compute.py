@@ -10,14 +10,16 @@ probed once, `glide.nn.PREPACKED_DTYPES`), never on which operators merely exist
 | no oneDNN (some ARM builds)     | fp32    | channels_last, torch's own kernels             |
 
 `--dtype bf16` on a CPU without bf16 instructions runs, emulated and slower than fp32, and
-says so (`ComputePath.notice`). On CUDA the default is fp16; a device that is not there
-is refused before anything loads.
+says so (`ComputePath.notice`). On CUDA the default is fp16, and the images of a request
+go through the model in one call per step (`ComputePath.batch_images`; a GPU is far from
+full with one image's rows); on the CPU one image per call, bit-identical to the same seed
+alone. A device that is not there is refused before anything loads.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -98,6 +100,8 @@ class ComputePath:
             parts.append("channels_last")
         if self.prepacked:
             parts.append("oneDNN-prepacked weights")
+        if self.batch_images:
+            parts.append("images batched in one model call")
         return ", ".join(parts)
 
 
@@ -141,12 +145,21 @@ def device_available(device: str) -> bool:
 def choose_path(device: str | torch.device | None = None,
                 dtype: str | torch.dtype | None = None,
                 cpu: CpuCapability | None = None,
-                cuda: CudaCapability | None = None) -> ComputePath:
+                cuda: CudaCapability | None = None,
+                batch: bool | None = None) -> ComputePath:
     """The path for `device` and `dtype` (None: this machine's defaults, see the module).
 
     cpu, cuda: the device's capability (default: this machine's; tests pass others).
+    batch: a request's images in one model call per step (None: the device's default,
+    CUDA yes, others no; True also on the CPU, e.g. to test that path there).
     Raises GlideUIError for a device that is not there or a dtype the device cannot run.
     """
+    path = _device_path(device, dtype, cpu, cuda)
+    return path if batch is None else replace(path, batch_images=batch)
+
+
+def _device_path(device: str | torch.device | None, dtype: str | torch.dtype | None,
+                 cpu: CpuCapability | None, cuda: CudaCapability | None) -> ComputePath:
     resolved = resolve_device(device) if cuda is None else torch.device(device or "cuda")
     if resolved.type == "cuda":
         return _cuda_path(resolved, dtype, cuda)

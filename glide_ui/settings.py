@@ -191,6 +191,13 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("seed", "seed", -1, "Seed",
             "seed (image i of a batch uses seed + i) or a comma list, one image each; -1 or "
             "none: random", "batch", ALL_JOBS, record="never"),
+    # Never recorded: a recipe reruns one image, where batched and per-image are one call.
+    Setting("batch_images", "bool", True, "Batch the images",
+            "where the device gains from it (CUDA), denoise a request's images in one model "
+            "call per step (each image's noise still from its own seed; pixels may differ "
+            "slightly from the seed alone); --no-batch: one call per image, bit-identical "
+            "to each seed alone", "batch", ALL_JOBS, flag="--batch", page=None,
+            record="never"),
     Setting("guidance_scale", "float", {"text2im": 3.0, "variations": 3.0, "inpaint": 5.0,
                                         "outpaint": 5.0, "sketch": 5.0},
             "Guidance scale", "classifier-free guidance: 0 unconditional, 1 plain, higher "

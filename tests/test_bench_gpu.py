@@ -32,6 +32,10 @@ def test_the_gpu_bench_runs_end_to_end_on_the_cpu(tmp_path: Path, capsys) -> Non
         batch = result["batch_of_8_fp16"][name]
         assert batch["images"] == 8 and batch["batched"]["seconds"] > 0
         assert batch["per_image"]["seconds"] > 0
+    request = result["text2im_batch_of_8"]
+    assert request["images"] == 2 and request["batched"]["seconds"] > 0
+    assert request["per_image"]["seconds"] > 0
+    assert 0 <= request["mean_level_difference"] <= request["max_level_difference"] <= 255
     for sample in ("text2im_fp16_eager", "text2im_bf16_eager", "text2im_fp16_compiled",
                    "inpaint_fp16_eager"):
         assert result[sample]["seconds"] > 0 and result[sample]["steps"]

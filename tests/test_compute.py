@@ -123,6 +123,8 @@ def test_cuda_defaults_to_fp16_contiguous_with_a_requests_images_batched() -> No
         path = choose_path("cuda", cuda=gpu)
         assert (path.device, path.dtype) == (torch.device("cuda"), torch.float16)
         assert path.batch_images and not path.channels_last and not path.prepacked
+        assert path.describe() == "cuda, fp16, images batched in one model call"
+        assert not choose_path("cuda", cuda=gpu, batch=False).batch_images
         assert choose_path("cuda:1", "fp32", cuda=gpu).device == torch.device("cuda:1")
 
 

@@ -10,6 +10,7 @@ gradients are `clip_scale * d/dx_t [100 * cos(text, image)]`, so scales are comp
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import torch
@@ -21,12 +22,13 @@ from glide_ui.glide.guidance import CondFn, conditional_model_fn, noise_aware_cl
 from glide_ui.images import tensor_to_pil
 from glide_ui.openai_clip import OpenAIClip, require_clip_code
 from glide_ui.pipelines.common import (
+    batches_images,
     begin,
     diffuse,
     image_generators,
+    image_model_fn,
     loading_notices,
     make_recipes,
-    per_image,
     per_image_cond,
     prompt_notices,
     text_condition,
@@ -56,18 +58,21 @@ def clip_guided(request: ClipGuidedRequest, manager: Any) -> Iterator[Event]:
     yield from prompt_notices(request.prompt, manager, glide_names)
     yield from clip_prompt_notices(request.prompt)
     yield from loading_notices(manager, names)
+    together = batches_images(request, manager)
     with manager.use(*names) as models:
         base, clip_models = models[0], models[1:1 + len(clip_names)]
-        cond_fn = _cond_fn(request, manager, clip_models)
+        cond_fn = _cond_fn(request, manager, clip_models, together)
         text = text_condition(base, request.prompt, guided=False)
-        model_fn = per_image([conditional_model_fn(base, text=text)] * len(seeds))
+        model_fn = image_model_fn(partial(conditional_model_fn, base),
+                                  [{"text": text}] * len(seeds), together)
         x = yield from diffuse("base", base, model_fn, image_generators(seeds),
                                request.base_respacing, request.sampler,
                                preview_settings(request), cond_fn=cond_fn)
         if request.upsample:
             x = yield from upsample(models[-1], request.prompt, x, seeds,
                                     request.upsample_respacing, request.upsample_sampler,
-                                    request.upsample_temp, preview_settings(request))
+                                    request.upsample_temp, preview_settings(request),
+                                    batched=together)
     yield Result(tensor_to_pil(x), make_recipes("clip_guided", request, seeds, manager, names))
 
 
@@ -79,18 +84,19 @@ def clip_prompt_notices(prompt: str) -> Iterator[Status]:
                      f"prompt's {tokens.n_tokens}.", "warning")
 
 
-def _cond_fn(request: ClipGuidedRequest, manager: Any, clip_models: tuple[nn.Module, ...]) \
-        -> CondFn:
+def _cond_fn(request: ClipGuidedRequest, manager: Any, clip_models: tuple[nn.Module, ...],
+             batched: bool) -> CondFn:
     if request.clip_source == "glide":
         logit_scale = manager.options(NOISE_AWARE_CLIP[0]).get("logit_scale", LOGIT_SCALE)
         clip = NoiseAwareClip(*clip_models, logit_scale=logit_scale)
         with torch.no_grad():
             text = clip.prompt_embeddings([request.prompt])
-        return per_image_cond(noise_aware_clip_cond_fn(clip, text, request.clip_scale))
+        cond_fn = noise_aware_clip_cond_fn(clip, text, request.clip_scale)
+        return cond_fn if batched else per_image_cond(cond_fn)
     clip = as_openai_clip(clip_models[0])
     with torch.no_grad():
         text = clip.encode_text([request.prompt])[0]
-    return openai_clip_cond_fn(clip, text, request.clip_scale)
+    return openai_clip_cond_fn(clip, text, request.clip_scale, batched)
 
 
 def as_openai_clip(model: nn.Module) -> OpenAIClip:
@@ -99,15 +105,16 @@ def as_openai_clip(model: nn.Module) -> OpenAIClip:
 
 
 def openai_clip_cond_fn(clip: OpenAIClip, text_embedding: torch.Tensor,
-                        scale: float) -> CondFn:
+                        scale: float, batched: bool = False) -> CondFn:
     """scale * d/dx_t [100 * cos(text, CLIP(x0(x_t)))], x0 being the model's prediction.
 
-    Each image is encoded alone (batch invariance, see `per_image`); the sampler builds
-    x0 with autograd on (`wants_x0_graph`).
+    Each image is encoded alone (batch invariance, see `per_image`), or with `batched`
+    all in one call; the sampler builds x0 with autograd on (`wants_x0_graph`).
     """
     def cond_fn(x_t: torch.Tensor, t: torch.Tensor, pred_xstart: torch.Tensor) -> torch.Tensor:
-        similarity = sum((clip.encode_images(pred_xstart[i:i + 1]) @ text_embedding).sum()
-                         for i in range(len(pred_xstart)))
+        groups = [pred_xstart] if batched else pred_xstart.split(1)
+        similarity = sum((clip.encode_images(group) @ text_embedding).sum()
+                         for group in groups)
         (gradient,) = torch.autograd.grad(LOGIT_SCALE * similarity, x_t)
         return gradient * scale
 

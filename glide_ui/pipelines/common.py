@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -138,6 +139,43 @@ def per_image(model_fns: Sequence[ModelFn]) -> ModelFn:
     return model_fn
 
 
+def batches_images(request: Request, manager: Any) -> bool:
+    """Whether `request`'s images go through each model in one call per step: where the
+    manager's compute path batches (`ComputePath.batch_images`, CUDA) and the request does
+    not say otherwise (`batch_images=False`, `--no-batch`)."""
+    path = getattr(manager, "path", None)
+    return bool(path is not None and path.batch_images and getattr(request, "batch_images", True))
+
+
+def image_model_fn(make: Callable[..., ModelFn], rows: Sequence[dict[str, Any]],
+                   batched: bool, halves: int = 1) -> ModelFn:
+    """A model function over len(rows) images, image i's model inputs being `rows[i]`.
+
+    Each row holds `halves` rows of one image per input (2: classifier-free guidance's
+    [cond, uncond], else 1). By default `make(**rows[i])` runs on image i alone (see
+    `per_image`); `batched`: one call of `make` on every image's inputs, stacked
+    halves-major as guidance lays out its rows ([cond of each image..., uncond of each
+    image...]). The noise is the same either way (the samplers draw image i's from its
+    own generator); only the kernels' batch-dependent rounding differs.
+    """
+    if not batched or len(rows) == 1:
+        return per_image([make(**row) for row in rows])
+    return make(**{key: stack_rows([row[key] for row in rows], halves) for key in rows[0]})
+
+
+def stack_rows(values: Sequence[Any], halves: int) -> Any:
+    """One batch's input from each image's (tensors [halves, ...], or dataclasses of them
+    such as TextCondition): [half 0 of every image..., half 1 of every image...]."""
+    if values[0] is None:
+        return None
+    if dataclasses.is_dataclass(values[0]):
+        return type(values[0])(**{field.name: stack_rows([getattr(v, field.name)
+                                                          for v in values], halves)
+                                  for field in dataclasses.fields(values[0])})
+    parts = [value.chunk(halves) for value in values]
+    return torch.cat([part[half] for half in range(halves) for part in parts])
+
+
 def per_image_cond(cond_fn: Any) -> Any:
     """`cond_fn` evaluated one image at a time (see `per_image`); for condition functions
     that do not need the x0 graph."""
@@ -247,16 +285,17 @@ def upsample(model: nn.Module, prompt: str, low_res: torch.Tensor, seeds: Sequen
              denoised_fn: DenoisedFn | None = None, start: Start | None = None,
              generators: list[torch.Generator] | None = None,
              image_inputs: Sequence[dict[str, torch.Tensor]] | None = None,
-             **inputs: torch.Tensor) -> StageEvents:
+             batched: bool = False, **inputs: torch.Tensor) -> StageEvents:
     """The 64 -> 256 upsampler on `low_res` rounded to 8 bits (as the reference does),
     with its noise from `generators`, by default seeded at seed + UPSAMPLE_SEED_OFFSET.
     `inputs` (e.g. the inpainting image and mask) are one image's, shared by the batch;
-    `image_inputs` instead give each image its own; `start` as for `diffuse`."""
+    `image_inputs` instead give each image its own; `start` as for `diffuse`; `batched`
+    as for `image_model_fn`."""
     text = text_condition(model, prompt, guided=False)
     low_res = quantize(low_res)
-    rows = image_inputs or [inputs] * len(seeds)
-    model_fn = per_image([conditional_model_fn(model, text=text, low_res=low_res[i:i + 1],
-                                               **row) for i, row in enumerate(rows)])
+    rows = [{"text": text, "low_res": low_res[i:i + 1], **row}
+            for i, row in enumerate(image_inputs or [inputs] * len(seeds))]
+    model_fn = image_model_fn(partial(conditional_model_fn, model), rows, batched)
     generators = generators or image_generators(seeds, UPSAMPLE_SEED_OFFSET)
     return (yield from diffuse("upsample", model, model_fn, generators, respacing, sampler,
                                preview, temperature=temperature, denoised_fn=denoised_fn,
@@ -266,11 +305,13 @@ def upsample(model: nn.Module, prompt: str, low_res: torch.Tensor, seeds: Sequen
 # --- recipes ----------------------------------------------------------------------------------
 
 
-def recipe_settings(request: Request, manager: Any, **extra: Any) -> dict[str, Any]:
+def recipe_settings(request: Request, manager: Any, images: int = 1,
+                    **extra: Any) -> dict[str, Any]:
     """Every request setting that shapes the images (as `glide_ui.settings` declares which:
     a setting recorded only when set is left out at its default, so recipes made before it
     existed rerun to the same recipe), plus where it ran (device, dtype, and the kernel
-    path, e.g. "cpu, fp32, channels_last, oneDNN-prepacked weights")."""
+    path, e.g. "cpu, fp32, channels_last, oneDNN-prepacked weights", saying whether the
+    `images` of the request went through the models in one call)."""
     job = type(request).job
     settings = {}
     for field in dataclasses.fields(request):
@@ -283,7 +324,8 @@ def recipe_settings(request: Request, manager: Any, **extra: Any) -> dict[str, A
     settings["dtype"] = str(manager.dtype).removeprefix("torch.")
     path = getattr(manager, "path", None)
     if path is not None:
-        settings["compute_path"] = path.describe()
+        settings["compute_path"] = dataclasses.replace(
+            path, batch_images=batches_images(request, manager) and images > 1).describe()
     settings.update(extra)
     return settings
 
@@ -300,7 +342,7 @@ def finetune_records(manager: Any, names: Sequence[str]) -> dict[str, dict[str, 
 def make_recipes(pipeline: str, request: Request, seeds: Sequence[int], manager: Any,
                  names: Sequence[str], **extra: Any) -> list[Recipe]:
     """One recipe per image: the same settings and models, the image's own seed."""
-    settings = recipe_settings(request, manager, **extra)
+    settings = recipe_settings(request, manager, len(seeds), **extra)
     models = {name: manager.checkpoint_id(name) for name in names}
     finetunes = finetune_records(manager, names)
     if finetunes:

@@ -34,6 +34,7 @@ from glide_ui.images import (
 from glide_ui.pipelines.common import (
     StageEvents,
     Start,
+    batches_images,
     begin,
     loading_notices,
     make_recipes,
@@ -97,11 +98,13 @@ def repaint(pipeline: str, request: InpaintRequest | SketchRequest, seeds: list[
     mask = repaint_region(request)
     patch = prepare_patch(request.image, mask, request.mask_feather)
     yield from loading_notices(manager, names)
+    together = batches_images(request, manager)
     with manager.use(*names) as models:
-        x = yield from base_stage(models[0], request, seeds, [patch], strength=strength)
+        x = yield from base_stage(models[0], request, seeds, [patch], strength=strength,
+                                  batched=together)
         if request.upsample:
             x = yield from upsample_stage(models[1], request, seeds, [patch], x,
-                                          strength=strength)
+                                          strength=strength, batched=together)
     alpha = feather_alpha(mask, request.mask_feather)
     images = [paste_back(request.image, patch_image, patch.box, alpha)
               for patch_image in tensor_to_pil(x)]
@@ -124,22 +127,23 @@ def repaint_region(request: InpaintRequest | SketchRequest) -> np.ndarray:
 
 def base_stage(model: torch.nn.Module, request: Any, seeds: list[int],
                patches: Sequence[Patch], generators: list[torch.Generator] | None = None,
-               strength: float = 1.0) -> StageEvents:
+               strength: float = 1.0, batched: bool = False) -> StageEvents:
     """The 64 px base inpainting stage (classifier-free guidance, the known region pasted
     into every x0 prediction, as the reference notebook does) on `patches`: one shared by
     the batch, or one per image. With strength < 1 it starts part-way from the patches'
-    own pixels (SDEdit, see `common.Start`). Returns x [B, 3, 64, 64]."""
+    own pixels (SDEdit, see `common.Start`); `batched`: one model call for the images
+    (`common.image_model_fn`). Returns x [B, 3, 64, 64]."""
     image, known = _on(model, patches, BASE_SIZE)
     return (yield from guided_base(model, request, seeds, generators=generators,
                                    denoised_fn=inpaint_denoised_fn(image, known),
-                                   start=Start(image, strength),
+                                   start=Start(image, strength), batched=batched,
                                    image_inputs=_rows(image, known, len(seeds), copies=2)))
 
 
 def upsample_stage(model: torch.nn.Module, request: Any, seeds: list[int],
                    patches: Sequence[Patch], low_res: torch.Tensor,
                    generators: list[torch.Generator] | None = None,
-                   strength: float = 1.0) -> StageEvents:
+                   strength: float = 1.0, batched: bool = False) -> StageEvents:
     """The 256 px inpainting upsampler on `low_res` [B, 3, 64, 64] and `patches` (both as
     `base_stage`). Returns x [B, 3, 256, 256]."""
     image, known = _on(model, patches, UPSAMPLE_SIZE)
@@ -148,7 +152,8 @@ def upsample_stage(model: torch.nn.Module, request: Any, seeds: list[int],
                                 request.upsample_temp, preview_settings(request),
                                 denoised_fn=inpaint_denoised_fn(image, known),
                                 generators=generators, start=Start(image, strength),
-                                image_inputs=_rows(image, known, len(seeds), copies=1)))
+                                image_inputs=_rows(image, known, len(seeds), copies=1),
+                                batched=batched))
 
 
 def _on(model: torch.nn.Module, patches: Sequence[Patch], size: int) \

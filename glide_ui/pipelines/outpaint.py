@@ -25,6 +25,7 @@ from PIL import Image
 from glide_ui.images import Box, paste_back, tensor_to_pil
 from glide_ui.pipelines.common import (
     UPSAMPLE_SEED_OFFSET,
+    batches_images,
     begin,
     image_generators,
     loading_notices,
@@ -168,15 +169,17 @@ def outpaint(request: OutpaintRequest, manager: Any) -> Iterator[Event]:
     made = alpha == 0  # the same for every image: it depends on the windows alone
     generators = image_generators(seeds), image_generators(seeds, UPSAMPLE_SEED_OFFSET)
     yield from loading_notices(manager, names)
+    together = batches_images(request, manager)
     with manager.use(*names) as models:
         for index, box in enumerate(plan.windows):
             label = f"window {index + 1}/{len(plan.windows)}"
             patches = [patch_at(Image.fromarray(canvas), ~made, box) for canvas in canvases]
             x = yield from labelled(label, base_stage(models[0], request, seeds, patches,
-                                                       generators[0]))
+                                                       generators[0], batched=together))
             if request.upsample:
                 x = yield from labelled(label, upsample_stage(models[1], request, seeds,
-                                                               patches, x, generators[1]))
+                                                               patches, x, generators[1],
+                                                               batched=together))
             for canvas, window in zip(canvases, tensor_to_pil(x), strict=True):
                 fill(canvas, made, window, box)
             inside(made, box)[:] = True

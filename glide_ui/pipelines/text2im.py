@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -18,13 +19,14 @@ from glide_ui.pipelines.common import (
     PreviewSettings,
     StageEvents,
     Start,
+    batches_images,
     begin,
     device_of,
     diffuse,
     image_generators,
+    image_model_fn,
     loading_notices,
     make_recipes,
-    per_image,
     prompt_notices,
     text_condition,
     upsample,
@@ -50,13 +52,15 @@ def base_then_upsample(pipeline: str, request: Any, seeds: Sequence[int], manage
     names = ("base", "upsample") if request.upsample else ("base",)
     yield from prompt_notices(request.prompt, manager, names)
     yield from loading_notices(manager, names)
+    together = batches_images(request, manager)
     with manager.use(*names) as models:
         start = None if x0 is None else Start(x0.to(device_of(models[0])), request.strength)
-        x = yield from guided_base(models[0], request, seeds, start=start)
+        x = yield from guided_base(models[0], request, seeds, start=start, batched=together)
         if request.upsample:
             x = yield from upsample(models[1], request.prompt, x, seeds,
                                     request.upsample_respacing, request.upsample_sampler,
-                                    request.upsample_temp, preview_settings(request))
+                                    request.upsample_temp, preview_settings(request),
+                                    batched=together)
     recipes = make_recipes(pipeline, request, seeds, manager, names, **record)
     yield Result(tensor_to_pil(x), recipes)
 
@@ -65,17 +69,17 @@ def guided_base(model: nn.Module, request: Any, seeds: Sequence[int],
                 denoised_fn: Any = None, start: Start | None = None,
                 generators: list[torch.Generator] | None = None,
                 image_inputs: Sequence[dict[str, torch.Tensor]] | None = None,
-                **inputs: torch.Tensor) -> StageEvents:
+                batched: bool = False, **inputs: torch.Tensor) -> StageEvents:
     """The 64 px base stage with classifier-free guidance. `inputs` (e.g. the inpainting
     image and mask) hold the two rows [cond, uncond] of one image, shared by the batch;
     `image_inputs` instead give each image its own. `generators` (default: fresh ones
     from the seeds) let a pipeline draw several stages' noise from one stream per image;
-    `start` (SDEdit) as for `common.diffuse`."""
+    `start` (SDEdit) as for `common.diffuse`; `batched` as for `common.image_model_fn`."""
     text = text_condition(model, request.prompt, guided=True,
                           negative_prompt=request.negative_prompt)
-    rows = image_inputs or [inputs] * len(seeds)
-    model_fn = per_image([cfg_model_fn(model, request.guidance_scale, text=text, **row)
-                          for row in rows])
+    rows = [{"text": text, **row} for row in image_inputs or [inputs] * len(seeds)]
+    model_fn = image_model_fn(partial(cfg_model_fn, model, request.guidance_scale), rows,
+                              batched, halves=2)
     return (yield from diffuse("base", model, model_fn, generators or image_generators(seeds),
                                request.base_respacing, request.sampler,
                                preview_settings(request), denoised_fn=denoised_fn,
@@ -96,7 +100,8 @@ def upsample_picked(picks: Sequence[tuple[Image.Image, Recipe]], manager: Any,
     prompt and settings (several runs' picks are refused). The 8-bit image is exactly what
     the upsampler would have seen in one go (it quantizes the base sample to 8 bits), and
     its noise comes from the image's own seed, so each result is pixel-identical to the
-    same seed and settings upsampled in one go, with the same recipe. `overrides` (e.g.
+    same seed and settings upsampled in one go, with the same recipe (where images are
+    batched, `common.batches_images`, within what batching changes). `overrides` (e.g.
     preview_interval) go into the request. Raises RequestError for anything else.
     """
     if not picks:
@@ -118,6 +123,7 @@ def upsample_picked(picks: Sequence[tuple[Image.Image, Recipe]], manager: Any,
     with manager.use("upsample") as (model,):
         x = yield from upsample(model, request.prompt, pil_to_tensor([i for i, _ in picks]),
                                 seeds, request.upsample_respacing, request.upsample_sampler,
-                                request.upsample_temp, preview_settings(request))
+                                request.upsample_temp, preview_settings(request),
+                                batched=batches_images(request, manager))
     yield Result(tensor_to_pil(x), make_recipes("text2im", request, seeds, manager,
                                                 ("base", "upsample")))

@@ -88,6 +88,7 @@ class ManagerStatus:
     loading: list[str] = field(default_factory=list)
     notice: str = ""
     compute_path: str = ""  # ComputePath.describe(): device, dtype and kernels
+    finetunes: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> record
 
 
 @dataclass
@@ -426,7 +427,9 @@ class ModelManager:
                 sum(m.bytes for m in loaded), loaded,
                 list(self._fetching.values()), list(self._reserved),
                 " ".join(n for n in (TINY_NOTICE if self.tiny else "", self.path.notice) if n),
-                self.path.describe())
+                self.path.describe(),
+                {name: {"name": f.name, "path": str(f.path), "kind": f.kind, "scale": scale}
+                 for name, (f, scale) in sorted(self._finetunes.items())})
 
     # ------------------------------------------------------------------ loading
 

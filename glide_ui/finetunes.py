@@ -188,3 +188,37 @@ def parse_finetune(text: str) -> tuple[str, float]:
         except ValueError:
             pass
     return text, 1.0
+
+
+@dataclass(frozen=True)
+class FinetuneInfo:
+    """A fine-tune file found on disk, from its metadata alone."""
+
+    path: Path
+    model: str
+    kind: str
+    steps: int  # optimizer steps it was trained for (at its last checkpoint)
+
+    @property
+    def label(self) -> str:
+        return f"{self.path.stem} ({self.model}, {self.kind}, {self.steps} steps)"
+
+
+def find_finetunes(folder: str | Path, depth: int = 3) -> list[FinetuneInfo]:
+    """The fine-tune files in `folder` and its sub-folders up to `depth` levels, newest
+    first; files that are not glide-ui fine-tunes are left out. [] for a missing folder."""
+    folder = Path(folder)
+    found = []
+    for level in range(1, depth + 1):
+        for path in folder.glob("/".join(["*"] * level) + ".safetensors"):
+            try:
+                with safe_open(str(path), "pt") as stream:
+                    metadata = stream.metadata() or {}
+            except (SafetensorError, OSError):
+                continue
+            if metadata.get("format") != FORMAT:
+                continue
+            recipe = json.loads(metadata.get("recipe") or "{}")
+            found.append((path.stat().st_mtime, FinetuneInfo(
+                path, metadata["model"], metadata["kind"], int(recipe.get("steps_done", 0)))))
+    return [info for _, info in sorted(found, key=lambda pair: -pair[0])]

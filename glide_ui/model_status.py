@@ -45,3 +45,4 @@ class ManagerStatus:
     loading: list[str] = field(default_factory=list)
     notice: str = ""
     compute_path: str = ""  # ComputePath.describe(): device, dtype and kernels
+    finetunes: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> record

@@ -256,7 +256,9 @@ class ModelManager:
                 sum(m.bytes for m in loaded), loaded,
                 list(self._fetching.values()), list(self._reserved),
                 " ".join(n for n in (TINY_NOTICE if self.tiny else "", self.path.notice) if n),
-                self.path.describe())
+                self.path.describe(),
+                {name: {"name": f.name, "path": str(f.path), "kind": f.kind, "scale": scale}
+                 for name, (f, scale) in sorted(self._finetunes.items())})
 
     # ------------------------------------------------------------------ loading
 

@@ -72,15 +72,24 @@ def build(args: argparse.Namespace):
     from glide_ui.errors import GlideUIError
     from glide_ui.history import History
     from glide_ui.models import ModelManager
+    from glide_ui.training.policy import runs_dir, training_policy
     from glide_ui.ui import Backend, build_demo
     from glide_ui.ui.backend import ASSETS_DIR
     from glide_ui.ui.style import CSS, theme
 
+    finetunes = getattr(args, "finetune", None)
+    if finetunes and getattr(args, "ray", False):
+        raise SystemExit("glide-ui: --finetune does not reach Ray Serve replicas yet; serve "
+                         "without --ray to use a fine-tune.")
     try:
         manager = ModelManager(model_set=args.models, device=args.device, dtype=args.dtype,
-                               max_memory=args.max_memory, checkpoints_dir=args.checkpoints)
+                               max_memory=args.max_memory, checkpoints_dir=args.checkpoints,
+                               finetunes=finetunes)
     except (GlideUIError, ValueError, RuntimeError) as error:
         raise SystemExit(f"glide-ui: {error}") from None
+    training = training_policy(args.share, bool(auth), getattr(args, "allow_training", False))
+    if training.message:
+        logging.getLogger("glide_ui").info("%s", training.message.replace("`", ""))
     warn_if_public(args.share, auth)
     try:
         history = History.open(saving.folder) if saving.enabled else None
@@ -88,7 +97,8 @@ def build(args: argparse.Namespace):
         raise SystemExit(f"glide-ui: cannot keep results in {saving.folder}: {error}. Choose "
                          "another folder with --outputs, or run with --no-save.") from None
     runner = start_replicas(args) if getattr(args, "ray", False) else None
-    backend = Backend(manager, history=history, saving=saving, runner=runner)
+    backend = Backend(manager, history=history, saving=saving, runner=runner,
+                      training=training, runs=runs_dir(getattr(args, "runs", None)))
     demo = build_demo(backend)
     with demo:  # read-only, outside the queue: answers while a request runs
         gr.api(backend.models_status, api_name="models_status", queue=False)

@@ -6,7 +6,7 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from glide_ui.cli.arguments import Commands, Parser, add_model_arguments
+from glide_ui.cli.arguments import Commands, Parser, add_finetune_argument, add_model_arguments
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +27,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save", action=argparse.BooleanOptionalAction, default=None,
                         help="save results and keep a History (default: on; off with --share "
                              "and no --auth, and on a Hugging Face Space, unless --save)")
+    add_finetune_argument(parser)
+    training = parser.add_argument_group("training on the page (the Train tab)")
+    training.add_argument("--allow-training", action="store_true",
+                          help="let a --share link or a Hugging Face Space train (with --auth: "
+                               "only logged-in users; off there otherwise)")
+    training.add_argument("--runs", metavar="DIR",
+                          help="folder of the page's training runs (default: GLIDE_RUNS, else "
+                               "'runs' in the per-user data folder)")
     ray = parser.add_argument_group("many users (Ray Serve; needs the 'serve' extra)")
     ray.add_argument("--ray", action="store_true",
                      help="run the models on Ray Serve replicas, as many requests at once as "

@@ -12,6 +12,7 @@ import gradio as gr
 from glide_ui.history import History, SavingPolicy
 from glide_ui.models import ModelManager
 from glide_ui.pipelines.events import Event
+from glide_ui.training.policy import TrainingPolicy, runs_dir
 from glide_ui.ui.results import ResultStore
 
 
@@ -45,12 +46,17 @@ class Runner(Protocol):
 @dataclass
 class Backend:
     """`history` is None when saving is off; `saving` says why (and where results go).
-    `runner` None: pipelines run in this process on `manager`, one at a time."""
+    `runner` None: pipelines run in this process on `manager`, one at a time.
+    `training`: whether the Train tab trains (default: yes, a page of one's own), into
+    sub-folders of `runs` (default: `training.policy.runs_dir()`)."""
 
     manager: ModelManager
     history: History | None = None
     saving: SavingPolicy | None = None
     runner: Runner | None = None
+    training: TrainingPolicy = field(
+        default_factory=lambda: TrainingPolicy(True, "", server_paths=True))
+    runs: Path = field(default_factory=runs_dir)
     store: ResultStore = field(init=False)
 
     def __post_init__(self) -> None:

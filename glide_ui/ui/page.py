@@ -1,4 +1,5 @@
-"""The whole page: banner, the three tabs, PNG info, Models, and the wiring between them."""
+"""The whole page: banner, the job tabs, History, PNG info, Train, Models, and the wiring
+between them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from glide_ui.ui import (
     outpaint,
     png_info,
     sketch,
+    train,
     upscale,
     variations,
 )
@@ -27,7 +29,8 @@ INTRO = (
     "OpenAI's GLIDE text-to-image diffusion models, with the official weights: "
     "**Generate** from a prompt, steer with **CLIP**, **Inpaint** a region you paint, "
     "**Outpaint** a picture beyond its edges, edit from coloured strokes (**Sketch**), "
-    "make **Variations** of a picture or **Upscale** it to 1024 px. "
+    "make **Variations** of a picture, **Upscale** it to 1024 px, or **Train** a fine-tune "
+    "on your own pictures. "
     "Previews stream while the model denoises; every PNG carries its recipe, and "
     "**History** keeps what you make."
 )
@@ -62,9 +65,14 @@ def build_demo(backend: Backend) -> gr.Blocks:
                 past = history.build(backend, history_tab)
             with gr.Tab("PNG info", id=png_info.TAB_ID):
                 _file, restore_button, recipe_json = png_info.build()
+            with gr.Tab("Train", id=train.TAB_ID):
+                training = train.build(backend)
             with gr.Tab("Models", id=models_panel.TAB_ID):
-                models_panel.build(backend.manager)
+                models = models_panel.build(backend)
                 gr.Markdown(f"**Outputs:** {past.view.notice}", elem_id="models-outputs")
+        if training is not None and models.finetune is not None:  # the new file, listed
+            training.run.then(lambda: gr.Dropdown(choices=models_panel.finetune_choices(
+                backend)), None, models.finetune, api_visibility="private")
         _wire_send_to_inpaint(tabs, handles, past)
         _wire_upscale(tabs, handles)
         targets = {tabs, *(widget for h in handles for widget in h.controls.values()),

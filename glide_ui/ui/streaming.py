@@ -86,7 +86,7 @@ def idle_progress() -> str:
     return progress_html("Idle", 0.0)
 
 
-def _format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f} s"
     return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
@@ -95,7 +95,7 @@ def _format_seconds(seconds: float) -> str:
 def _step_html(state: _RunState, stage: str, step: int, total: int) -> str:
     remaining = state.eta.remaining(stage, step, total)
     name = stage_name(stage)
-    detail = "" if remaining is None else f"about {_format_seconds(remaining)} left"
+    detail = "" if remaining is None else f"about {format_seconds(remaining)} left"
     return progress_html(f"{name}: step {step}/{total}", step / max(total, 1), detail)
 
 

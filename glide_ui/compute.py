@@ -51,17 +51,37 @@ class CpuCapability:
     prepacked: frozenset[torch.dtype]
 
 
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether the CPU computes bf16 in hardware (AMX or AVX512-BF16), from /proc/cpuinfo
-    (False where there is none to read). Elsewhere bf16 is emulated, slower than fp32."""
+# Extensions beyond torch's vector level that make oneDNN pick other kernels.
+_KERNEL_FLAGS = ("amx_bf16", "amx_fp16", "avx512_bf16", "avx512_fp16", "avx_vnni")
+
+
+def _cpuinfo_field(cpuinfo: str | None, field: str) -> str:
+    """The first `field : value` of /proc/cpuinfo ("" where there is none to read)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
         except OSError:
-            return False
-    flags = next((line.split(":", 1)[-1].split() for line in cpuinfo.splitlines()
-                  if line.startswith("flags")), [])
+            return ""
+    return next((line.split(":", 1)[-1].strip() for line in cpuinfo.splitlines()
+                 if line.split(":", 1)[0].strip() == field), "")
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bf16 in hardware (AMX or AVX512-BF16), from /proc/cpuinfo
+    (False where there is none to read). Elsewhere bf16 is emulated, slower than fp32."""
+    flags = _cpuinfo_field(cpuinfo, "flags").split()
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def cpu_kernel_kind(cpuinfo: str | None = None) -> str:
+    """What decides the order fp32 kernels sum in here, e.g. "AVX512 GenuineIntel amx_bf16
+    avx512_bf16 avx512_fp16": torch's vector level, the vendor (MKL and oneDNN dispatch on
+    it) and the extensions that pick oneDNN's kernels. Two CPUs of one kind give the same
+    bits; across kinds results differ in the last bits."""
+    flags = set(_cpuinfo_field(cpuinfo, "flags").split())
+    return " ".join([torch.backends.cpu.get_cpu_capability(),
+                     _cpuinfo_field(cpuinfo, "vendor_id") or "unknown-vendor",
+                     *(flag for flag in _KERNEL_FLAGS if flag in flags)])
 
 
 @dataclass(frozen=True)

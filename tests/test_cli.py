@@ -367,10 +367,10 @@ def test_download_fetches_verifies_and_reports(capsys, tmp_path, monkeypatch):
     """Served from 127.0.0.1: under the official text encoder's name, the tiny encoder's
     weights (checked against the tiny architecture); under OpenAI CLIP's, a file with a
     published size and sha256 (checked against them); under the image encoder's, junk."""
-    import glide_ui.models
+    import glide_ui.model_build
 
-    real_config = glide_ui.models.clip_config
-    monkeypatch.setattr(glide_ui.models, "clip_config", lambda tiny=False: real_config(True))
+    real_config = glide_ui.model_build.clip_config
+    monkeypatch.setattr(glide_ui.model_build, "clip_config", lambda tiny=False: real_config(True))
     cache = tmp_path / "cache"
     monkeypatch.setenv(ckpt.CACHE_ENV, str(cache))
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")

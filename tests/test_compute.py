@@ -76,6 +76,16 @@ def test_native_bf16_is_read_from_the_cpu_flags() -> None:
     assert not compute.cpu_has_native_bf16("")
 
 
+def test_the_kernel_kind_names_vector_level_vendor_and_extensions() -> None:
+    intel = ("vendor_id\t: GenuineIntel\nflags\t\t: avx2 avx512f amx_tile amx_bf16 "
+             "avx512_bf16 avx512_fp16\n")
+    amd = "vendor_id\t: AuthenticAMD\nflags\t\t: avx2 avx512f avx512_bf16 avx512_vnni\n"
+    isa = torch.backends.cpu.get_cpu_capability()
+    assert compute.cpu_kernel_kind(intel) == f"{isa} GenuineIntel amx_bf16 avx512_bf16 avx512_fp16"
+    assert compute.cpu_kernel_kind(amd) == f"{isa} AuthenticAMD avx512_bf16"
+    assert compute.cpu_kernel_kind("") == f"{isa} unknown-vendor"
+
+
 def test_default_device_is_cuda_only_where_it_is() -> None:
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert compute.resolve_device(None).type == expected
